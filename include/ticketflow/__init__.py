@@ -1,0 +1,1 @@
+"""Ticketflow: service-desk automations on Apache Airflow, backed by PostgreSQL."""

@@ -1,0 +1,77 @@
+"""What every Ticketflow DAG shares: default arguments, the run's window, the audited task body.
+
+Kept free of Airflow imports at module level so DAG files parse fast and the
+library stays testable without a running Airflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import closing
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+
+from ticketflow.audit import RunOutcome, RunWindow, run_audited
+from ticketflow.settings import TICKETING_DB_CONN_ID
+
+#: Retries back off exponentially: a database restart or a flaky service
+#: should cost one slow retry, not a failed run.
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "ticketflow",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=20),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+#: Cron shared by the frequent automations (CONTRACT.md).
+EVERY_FIVE_MINUTES = "*/5 * * * *"
+
+
+def run_window(context: Mapping[str, Any]) -> RunWindow:
+    """The run's identity and its due instant, never the wall clock.
+
+    Scheduled and backfill runs decide against `data_interval_end` (with a
+    cron schedule it equals the trigger time). A run triggered through the
+    REST API may have no logical date and no interval: it decides against
+    its `run_after`, the instant it was asked to run for.
+    """
+    dag_run = context["dag_run"]
+    interval_start = context.get("data_interval_start")
+    interval_end = context.get("data_interval_end")
+    due_at = interval_end or context.get("logical_date") or dag_run.run_after
+    if due_at is None:
+        raise ValueError(f"run {dag_run.run_id} has no data interval, logical date or run_after")
+    return RunWindow(
+        dag_id=dag_run.dag_id,
+        run_id=dag_run.run_id,
+        due_at=due_at,
+        data_interval_start=interval_start,
+        data_interval_end=interval_end,
+        try_number=context["ti"].try_number,
+    )
+
+
+def app_connection() -> psycopg.Connection:
+    """A connection to `ticketing_db` from the Airflow connection, in autocommit mode.
+
+    Autocommit makes every `conn.transaction()` block a real, separate
+    transaction: the unit of work is always explicit.
+    """
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    conn = PostgresHook(postgres_conn_id=TICKETING_DB_CONN_ID).get_conn()
+    conn.autocommit = True
+    return conn
+
+
+def audited_task(
+    context: Mapping[str, Any], work: Callable[[psycopg.Connection, RunWindow], RunOutcome]
+) -> dict[str, Any]:
+    """Body of a set-based task: do the work under the audit, return the summary for XCom."""
+    window = run_window(context)
+    with closing(app_connection()) as conn:
+        outcome = run_audited(conn, window, work)
+    return {"due_at": window.due_at.isoformat(), "processed": outcome.processed, "changed": outcome.changed, **outcome.details}

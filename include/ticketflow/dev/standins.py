@@ -1,0 +1,311 @@
+"""Local stand-ins for the services Ticketflow calls: TTS, the TeamDynamix Web API and SMTP.
+
+Each is a real server on 127.0.0.1 speaking the real protocol, so the DAGs
+use the same hooks and connections as in production. Tests start them in
+process and read what they recorded; `make run` starts them as one process:
+
+    python -m ticketflow.dev.standins --tts-port P --tdx-port P --smtp-port P --mailbox DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import abc
+import base64
+import json
+import mailbox
+import re
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from aiosmtpd.controller import Controller
+
+from ticketflow.dev import free_port
+
+
+@dataclass
+class RecordedCall:
+    method: str
+    path: str
+    query: dict
+    body: object
+
+
+class _JsonServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, service: "StandIn"):
+        self.service = service
+        super().__init__(("127.0.0.1", port), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _JsonServer
+
+    def log_message(self, format, *args):  # noqa: A002 - quiet by design
+        return
+
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = raw.decode(errors="replace")
+        service = self.server.service
+        call = RecordedCall(method, parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}, body)
+        with service.lock:
+            service.calls.append(call)
+        status, payload, headers = service.handle(call, dict(self.headers))
+        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain" if isinstance(payload, str) else "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+
+class StandIn(abc.ABC):
+    """A small HTTP service on 127.0.0.1 that records every call it gets."""
+
+    def __init__(self, port: int = 0):
+        self.calls: list[RecordedCall] = []
+        self.lock = threading.Lock()
+        self._server = _JsonServer(port, self)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "StandIn":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @abc.abstractmethod
+    def handle(self, call: RecordedCall, headers: dict) -> tuple[int, object, dict]:
+        """Answer one call: (status, JSON-able payload or text, extra headers)."""
+
+
+class TtsStandIn(StandIn):
+    """TTS: `GET /api/v1/tts/round-robin/?role_name=NAME` answers the user ids of that role."""
+
+    def __init__(self, roles: dict[str, list[int]] | None = None, port: int = 0):
+        super().__init__(port)
+        self.roles = dict(roles or {})
+
+    def handle(self, call, headers):
+        if call.method != "GET" or call.path.rstrip("/") != "/api/v1/tts/round-robin":
+            return HTTPStatus.NOT_FOUND, {"detail": "not found"}, {}
+        role = call.query.get("role_name")
+        if not role:
+            return HTTPStatus.BAD_REQUEST, {"detail": "role_name is required"}, {}
+        return HTTPStatus.OK, self.roles.get(role, []), {}
+
+
+@dataclass
+class TdxData:
+    """What the TDX stand-in serves: reports, tickets with their feeds and assets, the asset catalogue."""
+
+    reports: dict[int, list[dict]] = field(default_factory=dict)
+    tickets: dict[int, dict] = field(default_factory=dict)
+    feeds: dict[int, list[dict]] = field(default_factory=dict)
+    ticket_assets: dict[int, list[int]] = field(default_factory=dict)
+    assets: dict[int, dict] = field(default_factory=dict)
+
+
+class TdxStandIn(StandIn):
+    """The TeamDynamix Web API under `/TDWebApi/api`, with TDX's shapes and bearer-token auth."""
+
+    PREFIX = "/TDWebApi/api"
+
+    def __init__(self, beid: str, web_services_key: str, data: TdxData | None = None, port: int = 0,
+                 token_lifetime: int = 86400):
+        super().__init__(port)
+        self.beid, self.web_services_key = beid, web_services_key
+        self.data = data or TdxData()
+        self.token_lifetime = token_lifetime
+        self._tokens: set[str] = set()
+
+    @property
+    def api_url(self) -> str:
+        return self.base_url + self.PREFIX
+
+    def _issue_token(self) -> str:
+        def segment(obj: dict) -> str:
+            return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+        token = ".".join([segment({"alg": "none", "typ": "JWT"}),
+                          segment({"exp": int(time.time()) + self.token_lifetime, "n": len(self._tokens)}), "sig"])
+        self._tokens.add(token)
+        return token
+
+    def handle(self, call, headers):
+        if not call.path.startswith(self.PREFIX + "/"):
+            return HTTPStatus.NOT_FOUND, {"Message": "not found"}, {}
+        route = call.path[len(self.PREFIX) + 1:].rstrip("/")
+        if route == "auth/loginadmin" and call.method == "POST":
+            body = call.body if isinstance(call.body, dict) else {}
+            if body.get("BEID") == self.beid and body.get("WebServicesKey") == self.web_services_key:
+                return HTTPStatus.OK, self._issue_token(), {}
+            return HTTPStatus.UNAUTHORIZED, "Invalid credentials", {}
+        auth = headers.get("Authorization") or headers.get("authorization") or ""
+        if auth.removeprefix("Bearer ").strip() not in self._tokens:
+            return HTTPStatus.UNAUTHORIZED, {"Message": "Authorization has been denied for this request."}, {}
+        return self._route(call, route)
+
+    def _route(self, call, route):
+        data = self.data
+        if match := re.fullmatch(r"reports/(\d+)", route):
+            rows = data.reports.get(int(match[1]))
+            if rows is None:
+                return HTTPStatus.NOT_FOUND, {"Message": "Report not found"}, {}
+            columns = sorted({key for row in rows for key in row}) or ["TicketID"]
+            report = {"ID": int(match[1]), "MaxResults": len(rows),
+                      "DisplayedColumns": [{"HeaderText": c, "ColumnName": c} for c in columns]}
+            if call.query.get("withData", "").lower() == "true":
+                report["DataRows"] = rows
+            return HTTPStatus.OK, report, {}
+        if match := re.fullmatch(r"(\d+)/tickets/(\d+)(/feed|/assets)?(?:/(\d+))?", route):
+            ticket_id = int(match[2])
+            if ticket_id not in data.tickets:
+                return HTTPStatus.NOT_FOUND, {"Message": f"Ticket {ticket_id} not found"}, {}
+            if match[3] is None and call.method == "GET":
+                return HTTPStatus.OK, data.tickets[ticket_id], {}
+            if match[3] == "/feed" and call.method == "GET":
+                return HTTPStatus.OK, data.feeds.get(ticket_id, []), {}
+            if match[3] == "/feed" and call.method == "POST":
+                body = call.body if isinstance(call.body, dict) else {}
+                entry = {"ID": len(data.feeds.get(ticket_id, [])) + 1, "Body": body.get("Comments", ""),
+                         "IsPrivate": bool(body.get("IsPrivate")), "IsRichHtml": bool(body.get("IsRichHtml")),
+                         "IsCommunication": bool(body.get("IsCommunication"))}
+                data.feeds.setdefault(ticket_id, []).append(entry)
+                if body.get("NewStatusID"):
+                    data.tickets[ticket_id]["StatusID"] = body["NewStatusID"]
+                return HTTPStatus.OK, entry, {}
+            if match[3] == "/assets" and call.method == "GET" and match[4] is None:
+                return HTTPStatus.OK, [data.assets[a] for a in data.ticket_assets.get(ticket_id, [])], {}
+            if match[3] == "/assets" and call.method == "POST" and match[4]:
+                asset_id = int(match[4])
+                if asset_id not in data.assets:
+                    return HTTPStatus.NOT_FOUND, {"Message": f"Asset {asset_id} not found"}, {}
+                attached = data.ticket_assets.setdefault(ticket_id, [])
+                if asset_id not in attached:
+                    attached.append(asset_id)
+                return HTTPStatus.OK, {"Message": "Asset added"}, {}
+        if re.fullmatch(r"\d+/assets/search", route) and call.method == "POST":
+            return HTTPStatus.OK, self._search_assets(call.body if isinstance(call.body, dict) else {}), {}
+        return HTTPStatus.NOT_FOUND, {"Message": f"No route for {call.method} {route}"}, {}
+
+    def _search_assets(self, body: dict) -> list[dict]:
+        found = list(self.data.assets.values())
+        if text := body.get("SearchText"):
+            found = [a for a in found if text.lower() in a.get("Name", "").lower()]
+        if serial := body.get("SerialLike"):
+            found = [a for a in found if serial.lower() in a.get("SerialNumber", "").lower()]
+        if owners := body.get("OwningCustomerIDs"):
+            found = [a for a in found if a.get("OwningCustomerID") in owners]
+        if statuses := body.get("StatusIDs"):
+            found = [a for a in found if a.get("StatusID") in statuses]
+        return found[: body.get("MaxResults") or 50]
+
+
+class _MaildirHandler:
+    def __init__(self, box: mailbox.Maildir):
+        self.box = box
+
+    async def handle_DATA(self, server, session, envelope):
+        self.box.add(envelope.original_content or envelope.content)
+        return "250 Message accepted for delivery"
+
+
+class SmtpStandIn:
+    """An SMTP server on 127.0.0.1 that keeps every accepted message in a Maildir."""
+
+    def __init__(self, mailbox_dir: Path, port: int = 0):
+        for sub in ("tmp", "new", "cur"):
+            (Path(mailbox_dir) / sub).mkdir(parents=True, exist_ok=True)
+        self.box = mailbox.Maildir(str(mailbox_dir), create=False)
+        self._controller = Controller(_MaildirHandler(self.box), hostname="127.0.0.1", port=port or free_port())
+
+    @property
+    def port(self) -> int:
+        return self._controller.port
+
+    def start(self) -> "SmtpStandIn":
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def messages(self) -> list:
+        return [self.box.get_message(key) for key in self.box.keys()]
+
+
+def demo_tdx_data() -> TdxData:
+    """A small TDX world for `make run`: one report over two tickets and a few assets."""
+    return TdxData(
+        reports={1001: [{"TicketID": 5001, "Title": "Laptop SN-ABC123 will not boot"},
+                        {"TicketID": 5002, "Title": "Replace monitor LSA-0042"}]},
+        tickets={5001: {"ID": 5001, "Title": "Laptop SN-ABC123 will not boot", "RequestorUid": "u-1",
+                        "StatusID": 1, "Description": "Serial SN-ABC123"},
+                 5002: {"ID": 5002, "Title": "Replace monitor LSA-0042", "RequestorUid": "u-2",
+                        "StatusID": 1, "Description": ""}},
+        assets={9001: {"ID": 9001, "Name": "LSA-0042", "SerialNumber": "MON-77", "StatusID": 1},
+                9002: {"ID": 9002, "Name": "Dell Latitude", "SerialNumber": "SN-ABC123", "StatusID": 1}},
+    )
+
+
+DEMO_ROLES = {"IT Support Technician": [3, 6, 9], "Facilities Coordinator": [11, 12], "Service Desk Lead": [1]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tts-port", type=int, required=True)
+    parser.add_argument("--tdx-port", type=int, required=True)
+    parser.add_argument("--smtp-port", type=int, required=True)
+    parser.add_argument("--mailbox", type=Path, required=True)
+    parser.add_argument("--tdx-beid", required=True)
+    parser.add_argument("--tdx-key", required=True)
+    args = parser.parse_args()
+    services = [
+        TtsStandIn(DEMO_ROLES, port=args.tts_port).start(),
+        TdxStandIn(args.tdx_beid, args.tdx_key, demo_tdx_data(), port=args.tdx_port).start(),
+        SmtpStandIn(args.mailbox, port=args.smtp_port).start(),
+    ]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(f"stand-ins: TTS :{args.tts_port}, TDX :{args.tdx_port}, SMTP :{args.smtp_port} -> {args.mailbox}",
+          flush=True)
+    stop.wait()
+    for service in services:
+        service.stop()
+
+
+if __name__ == "__main__":
+    main()
