@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 from yoyo import get_backend, read_migrations
@@ -54,10 +55,10 @@ def _recorded_checksums(conn: psycopg.Connection) -> dict[str, str]:
     return dict(conn.execute(f"SELECT migration_id, sha256 FROM {CHECKSUM_TABLE}").fetchall())
 
 
-def migrate(database_url: str) -> MigrationResult:
+def migrate(database_url: str, migrations_dir: Path = MIGRATIONS_DIR) -> MigrationResult:
     """Apply what is pending; refuse if an applied file was edited."""
     backend = get_backend(_yoyo_url(database_url))
-    migrations = read_migrations(str(MIGRATIONS_DIR))
+    migrations = read_migrations(str(migrations_dir))
     with backend.lock(), psycopg.connect(database_url, autocommit=True) as conn:
         recorded = _recorded_checksums(conn)
         applied_before = [m for m in migrations if backend.is_applied(m)]

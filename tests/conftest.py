@@ -1,0 +1,86 @@
+"""Shared fixtures: a real PostgreSQL for the whole session and fresh databases on it.
+
+The application database server is `TICKETFLOW_DATABASE_URL`'s when it is set,
+else an embedded PostgreSQL under `.local/test-pg` on a free port. Each test
+database is created with a unique name and dropped afterwards, so the tests
+never touch the data of `make run` or of the database the URL names.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import closing
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+# Airflow reads its configuration at import: give the test process its own home.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="ticketflow-airflow-home-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+from ticketflow.dev import free_port  # noqa: E402
+from ticketflow.dev.postgres import EmbeddedPostgres  # noqa: E402
+from ticketflow.migrate import migrate  # noqa: E402
+from ticketflow.settings import PROJECT_ROOT  # noqa: E402
+
+APP_TABLES = ("tasks", "steps", "workflows", "reservations", "customers", "events", "tickets",
+              "recurring_ticket_runs", "automation_runs", "meta.daemon_action_log")
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="session")
+def embedded_postgres() -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(PROJECT_ROOT / ".local" / "test-pg", free_port())
+    started = server.start()
+    yield server
+    if started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def app_server_url(embedded_postgres) -> str:
+    """A URL on the application database server, used to create and drop test databases."""
+    return os.environ.get("TICKETFLOW_DATABASE_URL") or embedded_postgres.url("postgres")
+
+
+@pytest.fixture(scope="session")
+def database_factory(app_server_url):
+    """Creates uniquely named, empty databases on the application server; drops them at the end."""
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"ticketflow_test_{uuid.uuid4().hex[:10]}"
+        with closing(psycopg.connect(app_server_url, autocommit=True)) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created.append(name)
+        return _with_database(app_server_url, name)
+
+    yield create
+    with closing(psycopg.connect(app_server_url, autocommit=True)) as conn:
+        for name in created:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def app_db_url(database_factory) -> str:
+    """One migrated application database for the integration tests."""
+    url = database_factory()
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def db(app_db_url) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the migrated test database, emptied before the test."""
+    with closing(psycopg.connect(app_db_url, autocommit=True)) as conn:
+        conn.execute(f"TRUNCATE {', '.join(APP_TABLES)} RESTART IDENTITY CASCADE")
+        yield conn

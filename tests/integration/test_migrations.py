@@ -1,0 +1,63 @@
+"""Schema migrations against a real PostgreSQL: fresh apply, rerun, edited file refused."""
+
+import shutil
+from contextlib import closing
+
+import psycopg
+import pytest
+
+from ticketflow.migrate import EditedMigrationError, migrate
+from ticketflow.settings import MIGRATIONS_DIR
+
+CONTRACT_TABLES = {
+    ("public", "tickets"), ("public", "recurring_ticket_runs"), ("public", "workflows"), ("public", "steps"),
+    ("public", "tasks"), ("meta", "daemon_action_log"), ("public", "customers"), ("public", "reservations"),
+    ("public", "events"), ("public", "automation_runs"),
+}
+
+
+def _tables(url):
+    with closing(psycopg.connect(url)) as conn:
+        return set(conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+            " WHERE table_schema IN ('public', 'meta') AND table_type = 'BASE TABLE'").fetchall())
+
+
+def test_fresh_database_gets_every_contract_table_and_a_rerun_changes_nothing(database_factory):
+    url = database_factory()
+    first = migrate(url)
+    assert first.applied == sorted(p.stem for p in MIGRATIONS_DIR.glob("*.sql"))
+    assert CONTRACT_TABLES <= _tables(url)
+
+    second = migrate(url)
+    assert second.applied == []
+    assert second.already_applied == first.applied
+
+
+def test_an_edited_applied_migration_is_refused_and_nothing_runs(database_factory, tmp_path):
+    url = database_factory()
+    migrations = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, migrations)
+    migrate(url, migrations)
+
+    edited = sorted(migrations.glob("*.sql"))[0]
+    edited.write_text(edited.read_text() + "\nCREATE TABLE sneaky (id int);\n")
+    (migrations / "9999_later.sql").write_text("CREATE TABLE later_table (id int);\n")
+
+    with pytest.raises(EditedMigrationError, match=edited.stem):
+        migrate(url, migrations)
+    tables = {name for _, name in _tables(url)}
+    assert "sneaky" not in tables and "later_table" not in tables
+
+
+def test_a_failing_migration_leaves_no_partial_schema(database_factory, tmp_path):
+    url = database_factory()
+    migrations = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, migrations)
+    (migrations / "9999_broken.sql").write_text("CREATE TABLE half_done (id int);\nSELECT no_such_function();\n")
+
+    with pytest.raises(psycopg.Error):
+        migrate(url, migrations)
+    assert "half_done" not in {name for _, name in _tables(url)}
+    (migrations / "9999_broken.sql").write_text("CREATE TABLE half_done (id int);\n")
+    assert migrate(url, migrations).applied == ["9999_broken"]
