@@ -62,6 +62,23 @@ class StackError(RuntimeError):
     pass
 
 
+def connections(ports: Ports, app_db_url: str) -> dict[str, str]:
+    """The CONTRACT.md connections of the local stack, as Airflow reads them from the environment."""
+    return {
+        "AIRFLOW_CONN_TICKETING_DB": app_db_url,
+        "AIRFLOW_CONN_TTS_API": json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{ports.tts}"}),
+        "AIRFLOW_CONN_TDX_API": json.dumps({
+            "conn_type": "http", "host": f"http://127.0.0.1:{ports.tdx}/TDWebApi/api",
+            "login": TDX_BEID, "password": TDX_WEB_SERVICES_KEY,
+            "extra": {"app_id": 46, "asset_app_id": 45},
+        }),
+        "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
+            "conn_type": "smtp", "host": "127.0.0.1", "port": ports.smtp,
+            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "ticketflow@localhost"},
+        }),
+    }
+
+
 class LocalStack:
     def __init__(self, home: Path, ports: Ports, postgres: EmbeddedPostgres, app_db_url: str,
                  *, airflow_db: str = "airflow", fresh_airflow_db: bool = False, demo_data: bool = True):
@@ -90,22 +107,6 @@ class LocalStack:
                                         "jwt_secret": secrets.token_urlsafe(32)}))
             path.chmod(0o600)
         return json.loads(path.read_text())
-
-    def connections(self) -> dict[str, str]:
-        """The CONTRACT.md connections, as Airflow reads them from the environment."""
-        return {
-            "AIRFLOW_CONN_TICKETING_DB": self.app_db_url,
-            "AIRFLOW_CONN_TTS_API": json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{self.ports.tts}"}),
-            "AIRFLOW_CONN_TDX_API": json.dumps({
-                "conn_type": "http", "host": f"http://127.0.0.1:{self.ports.tdx}/TDWebApi/api",
-                "login": TDX_BEID, "password": TDX_WEB_SERVICES_KEY,
-                "extra": {"app_id": 46, "asset_app_id": 45},
-            }),
-            "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
-                "conn_type": "smtp", "host": "127.0.0.1", "port": self.ports.smtp,
-                "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "ticketflow@localhost"},
-            }),
-        }
 
     def airflow_env(self) -> dict[str, str]:
         keys = self._secrets()
@@ -136,7 +137,7 @@ class LocalStack:
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports.worker_logs),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports.trigger_logs),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-            **self.connections(),
+            **connections(self.ports, self.app_db_url),
         }
         env.pop("TICKETFLOW_DATABASE_URL", None)  # the DAGs read ticketing_db, nothing else
         return env

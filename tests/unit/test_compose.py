@@ -1,0 +1,80 @@
+"""docker-compose.yaml checked statically: no Docker engine runs here."""
+
+import json
+import re
+
+import pytest
+import yaml
+
+from ticketflow.settings import PROJECT_ROOT
+
+AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+                    "airflow-worker", "airflow-init"}
+CONTRACT_CONNECTIONS = {"ticketing_db", "tts_api", "tdx_api", "smtp_default"}
+DEFAULTED = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((PROJECT_ROOT / "docker-compose.yaml").read_text())
+
+
+def _interpolated(value: str) -> str:
+    """What compose makes of a value when no variable is set: every ${X:-default} becomes default."""
+    return DEFAULTED.sub(lambda m: m.group(2) or "", str(value))
+
+
+def test_every_production_service_is_there(compose):
+    assert AIRFLOW_SERVICES | {"postgres", "redis"} <= set(compose["services"])
+
+
+def test_airflow_runs_on_celery_with_redis_and_postgres(compose):
+    for name in AIRFLOW_SERVICES:
+        env = compose["services"][name]["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:"), name
+        assert _interpolated(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]).startswith("postgresql+psycopg2://"), name
+
+
+def test_long_running_services_have_healthchecks(compose):
+    for name in (AIRFLOW_SERVICES - {"airflow-init"}) | {"postgres", "redis"}:
+        assert compose["services"][name]["healthcheck"]["test"], name
+
+
+def test_every_airflow_container_shares_jwt_secret_and_execution_api(compose):
+    pairs = {(compose["services"][n]["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"],
+              compose["services"][n]["environment"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
+             for n in AIRFLOW_SERVICES}
+    assert len(pairs) == 1
+    assert next(iter(pairs))[1] == "http://airflow-apiserver:8080/execution/"
+
+
+def test_the_contract_connections_are_configured_and_valid(compose):
+    env = compose["services"]["airflow-worker"]["environment"]
+    conns = {key.removeprefix("AIRFLOW_CONN_").lower(): _interpolated(value)
+             for key, value in env.items() if key.startswith("AIRFLOW_CONN_")}
+    assert set(conns) == CONTRACT_CONNECTIONS
+    assert conns["ticketing_db"].startswith("postgresql://ticketflow:")
+    tdx = json.loads(conns["tdx_api"])
+    assert tdx["host"].endswith("/TDWebApi/api")
+    assert tdx["extra"] == {"app_id": 46, "asset_app_id": 45}
+    assert json.loads(conns["tts_api"])["conn_type"] == "http"
+    assert json.loads(conns["smtp_default"])["conn_type"] == "smtp"
+
+
+def test_project_code_is_mounted_and_init_migrates_both_databases(compose):
+    for name in AIRFLOW_SERVICES:
+        mounts = {volume.split(":")[1] for volume in compose["services"][name]["volumes"]}
+        assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include", "/opt/airflow/sql"} <= mounts
+    init = " ".join(compose["services"]["airflow-init"]["command"])
+    assert "airflow db migrate" in init and "python -m ticketflow.migrate" in init
+    for name in AIRFLOW_SERVICES - {"airflow-init"}:
+        assert compose["services"][name]["depends_on"]["airflow-init"]["condition"] == \
+            "service_completed_successfully"
+
+
+def test_image_is_the_official_airflow_plus_pinned_requirements():
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    pinned = re.search(r"^apache-airflow==(\S+)$", (PROJECT_ROOT / "requirements.txt").read_text(), re.M)[1]
+    assert re.search(rf"^FROM apache/airflow:{re.escape(pinned)}-python3\.11$", dockerfile, re.M)
+    assert "-r /opt/ticketflow/requirements.txt" in dockerfile
