@@ -25,7 +25,7 @@ migrate: $(STAMP)
 	$(BIN)/python -m ticketflow.dev.stack migrate
 
 bench: $(STAMP)
-	@set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+	@set -e; for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 clean:
 	rm -rf .local

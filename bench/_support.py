@@ -1,0 +1,43 @@
+"""What the benchmarks share: a scratch, migrated database on the embedded (or the configured) server."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
+
+from ticketflow.dev import free_port  # noqa: E402
+from ticketflow.dev.postgres import EmbeddedPostgres  # noqa: E402
+from ticketflow.migrate import migrate  # noqa: E402
+from ticketflow.settings import PROJECT_ROOT  # noqa: E402
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """A migrated database that exists for the benchmark only."""
+    server = None
+    base = os.environ.get("TICKETFLOW_DATABASE_URL")
+    if not base:
+        server = EmbeddedPostgres(PROJECT_ROOT / ".local" / "bench-pg", free_port())
+        server.start()
+        base = server.url()
+    name = f"ticketflow_bench_{uuid.uuid4().hex[:8]}"
+    with closing(psycopg.connect(base, autocommit=True)) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = base.rsplit("/", 1)[0] + "/" + name
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with closing(psycopg.connect(base, autocommit=True)) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        if server:
+            server.stop()
