@@ -21,12 +21,13 @@ from ticketflow.settings import PROJECT_ROOT  # noqa: E402
 
 
 @contextmanager
-def scratch_database() -> Iterator[str]:
-    """A migrated database that exists for the benchmark only."""
+def scratch_database(durable: bool = False) -> Iterator[str]:
+    """A migrated database that exists for the benchmark only (`durable`: PostgreSQL's default fsync)."""
     server = None
     base = os.environ.get("TICKETFLOW_DATABASE_URL")
     if not base:
-        server = EmbeddedPostgres(PROJECT_ROOT / ".local" / "bench-pg", free_port())
+        server = EmbeddedPostgres(PROJECT_ROOT / ".local" / ("bench-pg-durable" if durable else "bench-pg"),
+                                  free_port(), durable=durable)
         server.start()
         base = server.url()
     name = f"ticketflow_bench_{uuid.uuid4().hex[:8]}"

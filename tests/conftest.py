@@ -29,7 +29,8 @@ from ticketflow.migrate import migrate  # noqa: E402
 from ticketflow.settings import PROJECT_ROOT  # noqa: E402
 
 APP_TABLES = ("tasks", "steps", "workflows", "reservations", "customers", "events", "tickets",
-              "recurring_ticket_runs", "automation_runs", "meta.daemon_action_log")
+              "automation_runs", "recurring_occurrence_skips",
+              "meta.daemon_action_log")
 
 
 def _with_database(url: str, database: str) -> str:

@@ -1,9 +1,10 @@
 """The audit of automation runs: one `automation_runs` row per DAG run.
 
-The row is written as `running` in its own transaction before the work
-starts, so a run killed mid-way stays visible. The work and its `success`
-row then commit together: the counts an operator reads are exactly what
-changed. A failure rolls the work back and records the error instead.
+The row is written as `running` in its own transaction before any work, so a
+run killed mid-way stays visible. Work happens in units: each unit's changes
+and the run's running totals commit in one transaction, so the counts an
+operator reads are exactly what was committed, even when a later unit fails.
+The run then ends `success`, or `error` with the message.
 """
 
 from __future__ import annotations
@@ -31,9 +32,19 @@ class RunWindow:
 
 @dataclass
 class RunOutcome:
+    """What a run (or one unit of it) did. `details` holds counters (added up) and lists (joined)."""
+
     processed: int = 0
     changed: int = 0
+    skipped: int = 0
     details: dict = field(default_factory=dict)
+
+    def plus(self, other: "RunOutcome") -> "RunOutcome":
+        details = dict(self.details)
+        for key, value in other.details.items():
+            details[key] = details[key] + value if key in details else value
+        return RunOutcome(self.processed + other.processed, self.changed + other.changed,
+                          self.skipped + other.skipped, details)
 
 
 _START = """
@@ -48,54 +59,74 @@ ON CONFLICT (dag_id, run_id) DO UPDATE SET
     try_number = EXCLUDED.try_number,
     started_at = clock_timestamp(),
     finished_at = NULL,
-    processed = 0, changed = 0, details = '{}', error = NULL,
+    processed = 0, changed = 0, skipped = 0, details = '{}', error = NULL,
     status = 'running'
+"""
+
+_TOTALS = """
+UPDATE automation_runs
+SET processed = %(processed)s, changed = %(changed)s, skipped = %(skipped)s, details = %(details)s
+WHERE dag_id = %(dag_id)s AND run_id = %(run_id)s
 """
 
 _FINISH = """
 UPDATE automation_runs
-SET status = %(status)s, finished_at = clock_timestamp(),
-    processed = %(processed)s, changed = %(changed)s, details = %(details)s, error = %(error)s
+SET status = %(status)s, finished_at = clock_timestamp(), error = %(error)s
 WHERE dag_id = %(dag_id)s AND run_id = %(run_id)s
 """
 
 
-def _finish(conn: psycopg.Connection, window: RunWindow, status: str, outcome: RunOutcome, error: str | None) -> None:
-    conn.execute(
-        _FINISH,
-        {
-            "status": status,
-            "processed": outcome.processed,
-            "changed": outcome.changed,
-            "details": json.dumps(outcome.details, default=str),
-            "error": error,
-            "dag_id": window.dag_id,
-            "run_id": window.run_id,
-        },
-    )
+class AuditedRun:
+    """One DAG run's audit row and the units of work it is made of."""
 
+    def __init__(self, conn: psycopg.Connection, window: RunWindow):
+        self.conn = conn
+        self.window = window
+        self.outcome = RunOutcome()
 
-@contextmanager
-def audited_run(conn: psycopg.Connection, window: RunWindow) -> Iterator[RunOutcome]:
-    """Run the body in one transaction and record its outcome in `automation_runs`."""
-    with conn.transaction():
-        conn.execute(_START, window.__dict__)
-    outcome = RunOutcome()
-    try:
-        with conn.transaction():
-            yield outcome
-            _finish(conn, window, "success", outcome, None)
-    except Exception as exc:
-        with conn.transaction():
-            _finish(conn, window, "error", RunOutcome(), f"{type(exc).__name__}: {exc}")
-        raise
+    def __enter__(self) -> "AuditedRun":
+        with self.conn.transaction():
+            self.conn.execute(_START, self.window.__dict__)
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        error = None if exc is None else f"{type(exc).__name__}: {exc}"
+        with self.conn.transaction():
+            self.conn.execute(_FINISH, {"status": "error" if exc else "success", "error": error,
+                                        "dag_id": self.window.dag_id, "run_id": self.window.run_id})
+
+    @contextmanager
+    def unit(self) -> Iterator[RunOutcome]:
+        """One transaction: the body's changes and the run's new totals commit together, or neither."""
+        delta = RunOutcome()
+        with self.conn.transaction():
+            yield delta
+            totals = self.outcome.plus(delta)
+            self.conn.execute(_TOTALS, {
+                "processed": totals.processed, "changed": totals.changed, "skipped": totals.skipped,
+                "details": json.dumps(totals.details, default=str),
+                "dag_id": self.window.dag_id, "run_id": self.window.run_id,
+            })
+        self.outcome = totals
 
 
 def run_audited(
     conn: psycopg.Connection, window: RunWindow, work: Callable[[psycopg.Connection, RunWindow], RunOutcome]
 ) -> RunOutcome:
     """Do one unit of set-based work under the audit and return what it did."""
-    with audited_run(conn, window) as outcome:
-        result = work(conn, window)
-        outcome.processed, outcome.changed, outcome.details = result.processed, result.changed, result.details
-    return outcome
+    with AuditedRun(conn, window) as run:
+        with run.unit() as delta:
+            result = work(conn, window)
+            delta.processed, delta.changed, delta.skipped = result.processed, result.changed, result.skipped
+            delta.details = result.details
+    return run.outcome
+
+
+def mark_failed(conn: psycopg.Connection, dag_id: str, run_id: str, error: str) -> None:
+    """Close a run that died without closing its own row (killed, timed out)."""
+    with conn.transaction():
+        conn.execute(
+            "UPDATE automation_runs SET status = 'error', finished_at = clock_timestamp(), error = %s"
+            " WHERE dag_id = %s AND run_id = %s AND status = 'running'",
+            (error, dag_id, run_id),
+        )

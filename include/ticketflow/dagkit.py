@@ -13,8 +13,15 @@ from typing import Any
 
 import psycopg
 
-from ticketflow.audit import RunOutcome, RunWindow, run_audited
+from ticketflow.audit import AuditedRun, RunOutcome, RunWindow, mark_failed, run_audited
 from ticketflow.settings import TICKETING_DB_CONN_ID
+
+def record_failure(context: Mapping[str, Any]) -> None:
+    """on_failure_callback: close the run's audit row when the task died without closing it."""
+    dag_run = context["dag_run"]
+    with closing(app_connection()) as conn:
+        mark_failed(conn, dag_run.dag_id, dag_run.run_id, f"task failed: {context.get('exception')!r}")
+
 
 #: Retries back off exponentially: a database restart or a flaky service
 #: should cost one slow retry, not a failed run.
@@ -24,6 +31,7 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_delay": timedelta(seconds=20),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
+    "on_failure_callback": record_failure,
 }
 
 #: Cron shared by the frequent automations (CONTRACT.md).
@@ -67,11 +75,23 @@ def app_connection() -> psycopg.Connection:
     return conn
 
 
+def _summary(window: RunWindow, outcome: RunOutcome) -> dict[str, Any]:
+    return {"due_at": window.due_at.isoformat(), "processed": outcome.processed, "changed": outcome.changed,
+            "skipped": outcome.skipped, **outcome.details}
+
+
 def audited_task(
     context: Mapping[str, Any], work: Callable[[psycopg.Connection, RunWindow], RunOutcome]
 ) -> dict[str, Any]:
-    """Body of a set-based task: do the work under the audit, return the summary for XCom."""
+    """Body of a one-statement task: the work and its audit in one transaction; the summary for XCom."""
     window = run_window(context)
     with closing(app_connection()) as conn:
-        outcome = run_audited(conn, window, work)
-    return {"due_at": window.due_at.isoformat(), "processed": outcome.processed, "changed": outcome.changed, **outcome.details}
+        return _summary(window, run_audited(conn, window, work))
+
+
+def audited_batches(context: Mapping[str, Any], work: Callable[[AuditedRun], None]) -> dict[str, Any]:
+    """Body of a batched task: `work` commits units through `run.unit()`; the summary for XCom."""
+    window = run_window(context)
+    with closing(app_connection()) as conn, AuditedRun(conn, window) as run:
+        work(run)
+    return _summary(window, run.outcome)

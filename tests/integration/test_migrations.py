@@ -20,7 +20,7 @@ def _tables(url):
     with closing(psycopg.connect(url)) as conn:
         return set(conn.execute(
             "SELECT table_schema, table_name FROM information_schema.tables"
-            " WHERE table_schema IN ('public', 'meta') AND table_type = 'BASE TABLE'").fetchall())
+            " WHERE table_schema IN ('public', 'meta')").fetchall())
 
 
 def test_fresh_database_gets_every_contract_table_and_a_rerun_changes_nothing(database_factory):

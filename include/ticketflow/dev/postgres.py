@@ -42,9 +42,11 @@ def _make_traversable(path: Path) -> None:
 
 
 class EmbeddedPostgres:
-    def __init__(self, data_dir: Path, port: int):
+    def __init__(self, data_dir: Path, port: int, *, durable: bool = False):
+        """`durable` keeps PostgreSQL's default fsync; off by default, as data here is disposable."""
         self.data_dir = Path(data_dir).resolve()
         self.requested_port = port
+        self.durable = durable
         self._run_as = _ensure_service_user() if os.geteuid() == 0 else None
 
     @property
@@ -97,7 +99,9 @@ class EmbeddedPostgres:
             return False
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
-        options = f"-h 127.0.0.1 -p {self.requested_port} -k '' -c max_connections=200 -c fsync=off"
+        options = f"-h 127.0.0.1 -p {self.requested_port} -k '' -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off"
         try:
             self._pg("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60",
                      "-o", options, "start", timeout=90)

@@ -1,0 +1,48 @@
+-- Head of the per-batch statement for templates scheduled by interval (no RRULE).
+-- Claims up to %(batch_size)s due templates (SKIP LOCKED: overlapping runs never
+-- wait for or take each other's templates) and plans, in SQL, which
+-- occurrences to create or skip and where each template's pointer moves.
+-- Completed by recurring/apply_plan.sql, which reads claimed, plan and advance.
+WITH claimed AS (
+    SELECT t.id,
+           t.recurrence_start AS anchor,
+           t.next_occurrence AS pointer,
+           coalesce(t.recurrence_timezone, %(default_timezone)s) AS tz,
+           t.recurrence_interval AS unit,
+           t.recurrence_every AS every,
+           t.recurrence_end,
+           t.missed_policy,
+           %(due_at)s::timestamptz + t.recurrence_lead_time AS horizon
+    FROM tickets t
+    WHERE t.is_recurring AND NOT t.archived AND t.recurrence_error IS NULL
+      AND t.recurrence_rule IS NULL
+      AND t.next_occurrence <= %(due_at)s::timestamptz + %(max_lead_time)s::interval
+      AND t.next_occurrence <= %(due_at)s::timestamptz + t.recurrence_lead_time
+      AND (t.recurrence_end IS NULL OR t.next_occurrence <= t.recurrence_end)
+    ORDER BY t.next_occurrence, t.id
+    LIMIT %(batch_size)s
+    FOR UPDATE SKIP LOCKED
+),
+occurrences AS (
+    SELECT c.id, c.missed_policy, c.pointer, c.horizon, c.recurrence_end, o.occurrence_at
+    FROM claimed c
+    CROSS JOIN LATERAL ticketflow_interval_occurrences(c.anchor, c.tz, c.unit, c.every, c.pointer, c.horizon) AS o
+),
+due AS (
+    SELECT id, missed_policy, occurrence_at,
+           row_number() OVER (PARTITION BY id ORDER BY occurrence_at DESC) AS newest_first
+    FROM occurrences
+    WHERE occurrence_at BETWEEN pointer AND horizon
+      AND (recurrence_end IS NULL OR occurrence_at <= recurrence_end)
+),
+plan AS (
+    SELECT id AS template_id, occurrence_at,
+           missed_policy = 'create_all' OR newest_first = 1 AS create_it
+    FROM due
+),
+advance AS (
+    SELECT c.id AS template_id, following.next_occurrence, NULL::text AS recurrence_error
+    FROM claimed c
+    LEFT JOIN (SELECT id, min(occurrence_at) AS next_occurrence
+               FROM occurrences WHERE occurrence_at > horizon GROUP BY id) AS following ON following.id = c.id
+)
