@@ -1,13 +1,18 @@
 """
 ### Event lifecycle
 
-Replaces the seed's Celery beat task `mark_ended_events_as_completed`.
+Replaces the seed's Celery beat task `mark_ended_events_as_completed` and
+builds its planned extensions.
 
-Every five minutes, confirmed or ongoing events whose `end_date` is before
-the run's `data_interval_end` become `completed`, in one set-based UPDATE.
-The run is recorded in `automation_runs`; the summary (`completed`) is the
-task's XCom. Rerunning or backfilling a past interval gives that interval's
-result, because "due" comes from the run, not the wall clock.
+Every five minutes, as of the run's `data_interval_end`, in one transaction:
+confirmed or ongoing events whose `end_date` has passed become `completed`;
+confirmed events that have started become `ongoing`; every attendee of a
+confirmed event starting within `TICKETFLOW_EVENT_REMINDER_HOURS` (24) gets a
+reminder queued in `email_outbox`, once per attendee and event. The
+`notifications` DAG sends it. Archiving runs daily in `event_archive`.
+
+Audit: `automation_runs`; the counts are the task's XCom. Rerunning or
+backfilling a past interval gives that interval's result.
 """
 
 import pendulum
@@ -29,11 +34,11 @@ from ticketflow.dagkit import DEFAULT_ARGS, EVERY_FIVE_MINUTES, audited_task
 )
 def event_lifecycle():
     @task
-    def complete_ended_events(**context) -> dict:
-        """Confirmed/ongoing events past their end become completed."""
-        return audited_task(context, events.complete_ended_events)
+    def advance_events(**context) -> dict:
+        """Complete ended events, start begun ones, queue reminders."""
+        return audited_task(context, events.advance_events)
 
-    complete_ended_events()
+    advance_events()
 
 
 event_lifecycle()

@@ -26,3 +26,39 @@ def database_url_from_env() -> str | None:
 def default_timezone() -> str:
     """IANA zone used where a row does not name its own."""
     return os.environ.get("TICKETFLOW_TIMEZONE", "UTC")
+
+
+def _positive_number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def reservation_grace_minutes() -> float:
+    """How long after its start a confirmed reservation is completed (the seed's 35 minutes)."""
+    return _positive_number("TICKETFLOW_RESERVATION_GRACE_MINUTES", 35)
+
+
+def event_reminder_hours() -> float:
+    return _positive_number("TICKETFLOW_EVENT_REMINDER_HOURS", 24)
+
+
+def event_archive_days() -> float:
+    return _positive_number("TICKETFLOW_EVENT_ARCHIVE_DAYS", 90)
+
+
+def admin_email() -> str:
+    """Where "New Reservation" messages go."""
+    return os.environ.get("TICKETFLOW_ADMIN_EMAIL", "admin@localhost")
+
+
+def outbox_max_attempts() -> int:
+    """Attempts before a message is parked as dead."""
+    return int(_positive_number("TICKETFLOW_OUTBOX_MAX_ATTEMPTS", 8))

@@ -6,7 +6,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 DAG_ID = "event_lifecycle"
-TASK_ID = "complete_ended_events"
+TASK_ID = "advance_events"
 
 
 def _add_events(db, rows):
@@ -20,7 +20,7 @@ def _statuses(db):
 
 
 def test_a_run_triggered_through_the_rest_api_completes_ended_events(api, stack_db):
-    api.wait_for_quiet_window(DAG_ID, seconds=60)
+    api.wait_for_quiet_window(DAG_ID, seconds=30)
     now = datetime.now(timezone.utc)
     _add_events(stack_db, [("ended", "confirmed", now - timedelta(seconds=5)),
                            ("ongoing-ended", "ongoing", now - timedelta(seconds=2)),
@@ -36,6 +36,7 @@ def test_a_run_triggered_through_the_rest_api_completes_ended_events(api, stack_
     assert summary["completed"] == 2
     assert _statuses(stack_db) == {"ended": "completed", "ongoing-ended": "completed",
                                    "tomorrow": "confirmed", "draft": "draft"}
+    assert summary["started"] == 0
     audit = stack_db.execute("SELECT status, changed, due_at, data_interval_end FROM automation_runs"
                              " WHERE dag_id = %s AND run_id = %s", (DAG_ID, run["dag_run_id"])).fetchone()
     assert audit[:2] == ("success", 2)
@@ -49,7 +50,7 @@ def test_a_backfill_gives_each_interval_what_a_scheduled_run_would(api, stack, s
               ("ends-10:12", "ongoing", day.replace(hour=10, minute=12)),
               ("ends-10:20", "confirmed", day.replace(hour=10, minute=20)),
               ("draft-10:01", "draft", day.replace(hour=10, minute=1))]
-    api.wait_for_quiet_window(DAG_ID, seconds=150)
+    api.wait_for_quiet_window(DAG_ID, seconds=100)
     _add_events(stack_db, events)
 
     created = stack.airflow("backfill", "create", "--dag-id", DAG_ID,
@@ -62,12 +63,12 @@ def test_a_backfill_gives_each_interval_what_a_scheduled_run_would(api, stack, s
     assert {r["state"] for r in backfill_runs} == {"success"}
 
     per_interval = stack_db.execute(
-        "SELECT to_char(due_at AT TIME ZONE 'UTC', 'HH24:MI'), changed FROM automation_runs"
-        " WHERE run_id LIKE 'backfill%%' ORDER BY due_at").fetchall()
-    assert per_interval == [("10:00", 0), ("10:05", 1), ("10:10", 0), ("10:15", 1)]
+        "SELECT to_char(due_at AT TIME ZONE 'UTC', 'HH24:MI'), (details->>'completed')::int,"
+        " (details->>'started')::int FROM automation_runs WHERE run_id LIKE 'backfill%%' ORDER BY due_at").fetchall()
+    assert per_interval == [("10:00", 0, 3), ("10:05", 1, 0), ("10:10", 0, 0), ("10:15", 1, 0)]
     after_backfill = _statuses(stack_db)
     assert after_backfill == {"ends-10:02": "completed", "ends-10:12": "completed",
-                              "ends-10:20": "confirmed", "draft-10:01": "draft"}
+                              "ends-10:20": "ongoing", "draft-10:01": "draft"}
 
     # Rerunning the 10:15 interval on the original data (cleared from the REST API, as an
     # operator would) decides against 10:15 again and reaches the same state in one run.

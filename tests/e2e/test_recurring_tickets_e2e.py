@@ -33,7 +33,7 @@ def recurring_db(stack_db):
 
 
 def test_a_backfill_creates_each_intervals_occurrences_once(api, stack, recurring_db):
-    api.wait_for_quiet_window(DAG_ID, seconds=150)
+    api.wait_for_quiet_window(DAG_ID, seconds=100)
     _add_templates(recurring_db)
 
     created = stack.airflow("backfill", "create", "--dag-id", DAG_ID, "--max-active-runs", "1",

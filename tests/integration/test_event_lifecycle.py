@@ -6,7 +6,7 @@ import pytest
 
 from ticketflow import queries
 from ticketflow.audit import RunWindow, run_audited
-from ticketflow.events import complete_ended_events
+from ticketflow.events import advance_events as complete_ended_events
 
 DUE = datetime(2026, 3, 8, 12, 0, tzinfo=timezone.utc)
 
@@ -41,14 +41,16 @@ def test_only_live_events_that_ended_before_the_due_instant_are_completed(db):
 
     outcome = run_audited(db, _window(), complete_ended_events)
 
-    assert (outcome.processed, outcome.changed, outcome.details) == (2, 2, {"completed": 2})
+    assert outcome.details == {"completed": 2, "started": 2, "reminders_queued": 0}
+    assert (outcome.processed, outcome.changed) == (4, 4)
     assert _statuses(db) == {
-        "confirmed-ended": "completed", "ongoing-ended": "completed", "ends-exactly-at-due": "confirmed",
-        "ends-later": "ongoing", "draft-ended": "draft", "cancelled-ended": "cancelled", "no-end": "confirmed",
+        "confirmed-ended": "completed", "ongoing-ended": "completed",
+        "ends-exactly-at-due": "ongoing", "no-end": "ongoing",  # started two hours ago, not ended
+        "ends-later": "ongoing", "draft-ended": "draft", "cancelled-ended": "cancelled",
     }
     [(run_id, due_at, status, processed, changed, details, error, _)] = _audit(db)
-    assert (run_id, due_at, status, processed, changed, details, error) == (
-        "scheduled__1", DUE, "success", 2, 2, {"completed": 2}, None)
+    assert (run_id, due_at, status, processed, changed, details["completed"], error) == (
+        "scheduled__1", DUE, "success", 4, 4, 2, None)
 
 
 def test_a_rerun_of_the_same_run_is_idempotent_and_updates_its_audit_row(db):
@@ -67,8 +69,8 @@ def test_a_past_interval_gives_that_intervals_result(db):
     _event(db, "ended-late", "confirmed", DUE - timedelta(minutes=1))
 
     early = run_audited(db, _window("backfill__a", DUE - timedelta(hours=1)), complete_ended_events)
-    assert early.changed == 1
-    assert _statuses(db) == {"ended-early": "completed", "ended-late": "confirmed"}
+    assert (early.details["completed"], early.details["started"]) == (1, 1)
+    assert _statuses(db) == {"ended-early": "completed", "ended-late": "ongoing"}
 
 
 def test_a_failing_run_rolls_back_its_work_and_records_the_error(db):

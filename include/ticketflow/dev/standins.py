@@ -9,9 +9,11 @@ process and read what they recorded; `make run` starts them as one process:
 
 from __future__ import annotations
 
-import argparse
 import abc
+import argparse
 import base64
+import email
+import email.policy
 import json
 import mailbox
 import re
@@ -234,8 +236,17 @@ class TdxStandIn(StandIn):
 
 
 class _MaildirHandler:
+    #: Recipients at this domain are refused with a permanent error, as a real server refuses a bad mailbox.
+    REFUSED_DOMAIN = "@refused.example"
+
     def __init__(self, box: mailbox.Maildir):
         self.box = box
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower().endswith(self.REFUSED_DOMAIN):
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         self.box.add(envelope.original_content or envelope.content)
@@ -260,10 +271,13 @@ class SmtpStandIn:
         return self
 
     def stop(self) -> None:
-        self._controller.stop()
+        if self._controller.loop.is_running():
+            self._controller.stop()
 
-    def messages(self) -> list:
-        return [self.box.get_message(key) for key in self.box.keys()]
+    def messages(self) -> list[email.message.EmailMessage]:
+        """Every accepted message, parsed with the modern email API (get_body, get_content)."""
+        return [email.message_from_bytes(self.box.get_bytes(key), policy=email.policy.default)
+                for key in sorted(self.box.keys())]
 
 
 def demo_tdx_data() -> TdxData:

@@ -1,0 +1,41 @@
+"""
+### Reservation lifecycle
+
+Replaces the seed's Celery beat task `check_overdue_reservations`.
+
+Every five minutes, confirmed reservations whose `start_time` is at least
+`TICKETFLOW_RESERVATION_GRACE_MINUTES` (35) before the run's
+`data_interval_end` become `completed`, in one set-based UPDATE (the seed
+saved them one by one). The status emails of the seed's signals are queued by
+a database trigger on `reservations` and sent by `notifications`.
+
+Audit: `automation_runs`; the count is the task's XCom.
+"""
+
+import pendulum
+from airflow.sdk import dag, task
+
+from ticketflow import reservations
+from ticketflow.dagkit import DEFAULT_ARGS, EVERY_FIVE_MINUTES, audited_task
+
+
+@dag(
+    dag_id="reservation_lifecycle",
+    schedule=EVERY_FIVE_MINUTES,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["ticketflow", "reservations", "lifecycle"],
+    doc_md=__doc__,
+)
+def reservation_lifecycle():
+    @task
+    def complete_overdue_reservations(**context) -> dict:
+        """Confirmed reservations past start + grace become completed."""
+        return audited_task(context, reservations.complete_overdue_reservations)
+
+    complete_overdue_reservations()
+
+
+reservation_lifecycle()

@@ -1,0 +1,18 @@
+"""Reservation lifecycle: the seed's `check_overdue_reservations`, as one statement."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+
+from ticketflow import queries, settings
+from ticketflow.audit import RunOutcome, RunWindow
+
+
+def complete_overdue_reservations(conn: psycopg.Connection, window: RunWindow) -> RunOutcome:
+    """Confirmed reservations at least the grace period (35 minutes) past their start become completed."""
+    completed = conn.execute(queries.load("reservations/complete_overdue"),
+                             {"due_at": window.due_at,
+                              "grace": timedelta(minutes=settings.reservation_grace_minutes())}).rowcount
+    return RunOutcome(processed=completed, changed=completed, details={"completed": completed})

@@ -1,0 +1,6 @@
+-- Completed events that ended more than the retention period before the run's
+-- due instant become archived. Served by the partial index events_completed_end.
+UPDATE events
+SET status = 'archived', updated_at = clock_timestamp()
+WHERE status = 'completed'
+  AND end_date < %(due_at)s::timestamptz - %(archive_after)s::interval

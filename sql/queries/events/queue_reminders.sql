@@ -1,0 +1,17 @@
+-- A reminder for every attendee of a confirmed event that starts within the
+-- reminder period after the run's due instant. The deduplication key makes it
+-- once per attendee and event, however often the DAG runs or is rerun.
+INSERT INTO email_outbox (dedup_key, template, recipient, context)
+SELECT 'event:' || e.id || ':reminder:' || c.id,
+       'event_reminder',
+       c.email,
+       jsonb_build_object('event_id', e.id, 'title', e.title, 'start_time', e.start_date,
+                          'customer_name', CASE WHEN c.first_name <> '' THEN btrim(c.first_name || ' ' || c.last_name)
+                                                ELSE c.username END)
+FROM events e
+JOIN event_attendees a ON a.event_id = e.id
+JOIN customers c ON c.id = a.customer_id
+WHERE e.status = 'confirmed'
+  AND e.start_date > %(due_at)s
+  AND e.start_date <= %(due_at)s::timestamptz + %(remind_before)s::interval
+ON CONFLICT (dedup_key) DO NOTHING

@@ -1,0 +1,6 @@
+-- Confirmed reservations whose start is at least the grace period before the
+-- run's due instant. Served by the partial index reservations_confirmed_start.
+UPDATE reservations
+SET status = 'completed'
+WHERE status = 'confirmed'
+  AND start_time <= %(due_at)s::timestamptz - %(grace)s::interval

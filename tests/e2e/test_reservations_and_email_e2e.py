@@ -1,0 +1,66 @@
+"""Reservations and their email in the real Airflow: the outbox drains through the triggerer, the schedule completes."""
+
+import mailbox
+import time
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def reservation_db(stack):
+    with psycopg.connect(stack.app_db_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE reservations, customers, email_outbox RESTART IDENTITY CASCADE")
+        yield conn
+
+
+def _delivered_to(stack, address):
+    box = mailbox.Maildir(str(stack.mailbox), create=False)
+    return [box.get_message(key) for key in box.keys() if box.get_message(key)["To"] == address]
+
+
+def test_confirming_a_reservation_with_plain_sql_mails_the_customer_within_seconds(stack, api, reservation_db):
+    customer = reservation_db.execute(
+        "INSERT INTO customers (username, first_name, last_name, email) VALUES ('zoe', 'Zoe', 'Park',"
+        " 'zoe@example.com') RETURNING id").fetchone()[0]
+    reservation = reservation_db.execute("INSERT INTO reservations (customer_id, start_time) VALUES (%s, %s)"
+                                         " RETURNING id", (customer, datetime(2026, 12, 24, 18, tzinfo=timezone.utc))
+                                         ).fetchone()[0]
+    confirmed_at = time.monotonic()
+    reservation_db.execute("UPDATE reservations SET status = 'confirmed' WHERE id = %s", (reservation,))
+
+    delivered = []
+    while time.monotonic() - confirmed_at < 120 and not delivered:
+        delivered = _delivered_to(stack, "zoe@example.com")
+        time.sleep(0.5)
+    assert delivered, "no email within 120 s"
+    [message] = delivered
+    assert message["Subject"] == "Your Reservation is Confirmed!"
+    assert reservation_db.execute("SELECT status, smtp_message_id FROM email_outbox"
+                                  " WHERE dedup_key = %s", (f"reservation:{reservation}:confirmed",)).fetchone() == (
+        "sent", message["Message-ID"])
+    runs = api.runs("notifications", state="success")
+    assert runs, "the notifications DAG recorded its runs"
+
+
+def test_a_reservation_36_minutes_past_its_start_is_completed_by_the_scheduled_run(api, reservation_db):
+    customer = reservation_db.execute("INSERT INTO customers (username, email) VALUES ('yan', 'yan@example.com')"
+                                      " RETURNING id").fetchone()[0]
+    inserted = datetime.now(timezone.utc)
+    overdue, fresh = (reservation_db.execute(
+        "INSERT INTO reservations (customer_id, start_time, status) VALUES (%s, %s, 'confirmed') RETURNING id",
+        (customer, inserted - timedelta(minutes=minutes))).fetchone()[0] for minutes in (36, 5))
+
+    deadline = time.monotonic() + 360
+    while time.monotonic() < deadline:
+        later = [r for r in api.runs("reservation_lifecycle", run_type="scheduled", state="success")
+                 if datetime.fromisoformat(r["data_interval_end"].replace("Z", "+00:00")) > inserted]
+        if later:
+            break
+        time.sleep(3)
+    assert later, "no scheduled run of reservation_lifecycle finished after the insert"
+    statuses = dict(reservation_db.execute("SELECT id, status FROM reservations").fetchall())
+    assert statuses == {overdue: "completed", fresh: "confirmed"}

@@ -1,0 +1,145 @@
+"""The email outbox end to end against real PostgreSQL and a real SMTP server: nothing lost, nothing doubled."""
+
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import pytest
+
+from ticketflow.audit import AuditedRun, RunWindow
+from ticketflow.dev.stack import Ports, connections
+from ticketflow.dev.standins import SmtpStandIn
+from ticketflow.outbox import SmtpUnavailable, send_due_messages, smtp_sender
+
+START = datetime(2026, 7, 14, 17, 5, tzinfo=timezone.utc)  # 13:05 in Toronto (EDT)
+
+
+@pytest.fixture
+def smtp(tmp_path, monkeypatch):
+    server = SmtpStandIn(tmp_path / "mail").start()
+    for name, value in connections(replace(Ports(), smtp=server.port), "postgresql://unused@127.0.0.1:1/x").items():
+        monkeypatch.setenv(name, value)
+    yield server
+    server.stop()
+
+
+def send(db, run_id="notifications__1", max_attempts=3):
+    with AuditedRun(db, RunWindow("notifications", run_id, START)) as run, smtp_sender() as (send_one, sender):
+        send_due_messages(run, send_one, sender=sender, admin_email="desk@example.com",
+                          timezone="America/Toronto", max_attempts=max_attempts)
+    return run.outcome
+
+
+def customer(db, username, first="", last="", email=None):
+    return db.execute("INSERT INTO customers (username, first_name, last_name, email) VALUES (%s, %s, %s, %s)"
+                      " RETURNING id", (username, first, last, email or f"{username}@example.com")).fetchone()[0]
+
+
+def reserve(db, customer_id, status="pending"):
+    return db.execute("INSERT INTO reservations (customer_id, start_time, status) VALUES (%s, %s, %s) RETURNING id",
+                      (customer_id, START, status)).fetchone()[0]
+
+
+def parts(message):
+    text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    html = message.get_body(("html",)).get_content().replace("\r\n", "\n")
+    return text, html
+
+
+def test_each_reservation_email_has_its_subject_recipient_and_fields(db, smtp):
+    ana = customer(db, "ana", "Ana", "Silva")
+    ben = customer(db, "ben99")  # no first name: the username is used
+    confirmed = reserve(db, ana)
+    cancelled = reserve(db, ben)
+    db.execute("UPDATE reservations SET status = 'confirmed' WHERE id = %s", (confirmed,))
+    db.execute("UPDATE reservations SET status = 'cancelled' WHERE id = %s", (cancelled,))
+
+    outcome = send(db)
+    assert (outcome.processed, outcome.changed, outcome.details) == (4, 4, {"sent": 4})
+    mail = {(m["To"], m["Subject"]): m for m in smtp.messages()}
+    assert sorted(mail) == sorted([
+        ("ana@example.com", "Your Reservation is Confirmed!"),
+        ("ben99@example.com", "Your Reservation has been Cancelled"),
+        ("desk@example.com", f"New Reservation #{cancelled} - Action Required"),
+        ("desk@example.com", f"New Reservation #{confirmed} - Action Required"),
+    ])
+    text, html = parts(mail[("ana@example.com", "Your Reservation is Confirmed!")])
+    assert f"Hello Ana Silva,\n\nYour reservation #{confirmed} is confirmed for 14/07/2026 at 13:05." in text
+    assert "<strong>14/07/2026</strong> at <strong>13:05</strong>" in html
+    text, _ = parts(mail[("ben99@example.com", "Your Reservation has been Cancelled")])
+    assert f"Hello ben99,\n\nYour reservation #{cancelled} for 14/07/2026 at 13:05 has been cancelled." in text
+    text, _ = parts(mail[("desk@example.com", f"New Reservation #{confirmed} - Action Required")])
+    assert "Customer:    Ana Silva <ana@example.com>" in text and "Status:      pending" in text
+
+    rows = db.execute("SELECT status, attempts, sent_at IS NOT NULL, smtp_message_id FROM email_outbox").fetchall()
+    assert {r[:3] for r in rows} == {("sent", 1, True)}
+    assert {r[3] for r in rows} == {m["Message-ID"] for m in smtp.messages()}
+    assert send(db, "notifications__2").processed == 0  # nothing is sent twice
+
+
+def test_the_same_change_queues_one_message_and_a_rolled_back_change_none(db):
+    ana = customer(db, "ana", "Ana")
+    reservation = reserve(db, ana)
+    db.execute("UPDATE reservations SET status = 'confirmed' WHERE id = %s", (reservation,))
+    db.execute("UPDATE reservations SET status = 'confirmed' WHERE id = %s", (reservation,))  # no change
+    with pytest.raises(RuntimeError), db.transaction():
+        db.execute("UPDATE reservations SET status = 'cancelled' WHERE id = %s", (reservation,))
+        raise RuntimeError("the application changed its mind")
+    keys = [r[0] for r in db.execute("SELECT dedup_key FROM email_outbox ORDER BY id")]
+    assert keys == [f"reservation:{reservation}:created", f"reservation:{reservation}:confirmed"]
+
+
+def test_smtp_down_for_a_while_loses_nothing_sends_nothing_twice_and_charges_no_attempt(db, smtp, tmp_path):
+    ana = customer(db, "ana", "Ana")
+    for _ in range(3):
+        db.execute("UPDATE reservations SET status = 'confirmed' WHERE id = %s", (reserve(db, ana),))
+    port = smtp.port
+    smtp.stop()
+    with pytest.raises(SmtpUnavailable):
+        send(db)
+    assert db.execute("SELECT count(*), sum(attempts) FROM email_outbox WHERE status = 'queued'").fetchone() == (6, 0)
+    assert db.execute("SELECT status, error FROM automation_runs").fetchone()[0] == "error"
+
+    back = SmtpStandIn(tmp_path / "mail-after", port=port).start()
+    try:
+        assert send(db, "notifications__2").changed == 6
+        assert len(back.messages()) == 6
+        assert send(db, "notifications__3").processed == 0
+        assert len(back.messages()) == 6
+    finally:
+        back.stop()
+
+
+def test_a_message_that_always_fails_backs_off_then_ends_dead_and_can_be_requeued(db, smtp):
+    bad = customer(db, "eve", "Eve", email="eve@refused.example")
+    db.execute("UPDATE reservations SET status = 'confirmed' WHERE id = %s", (reserve(db, bad),))
+    first = send(db, max_attempts=3)
+    assert first.details == {"sent": 1, "failed": 1, "dead": 0}  # the admin message went out
+    row = "SELECT status, attempts, last_error, next_attempt_at > clock_timestamp() FROM email_outbox" \
+          " WHERE recipient = 'eve@refused.example'"
+    status, attempts, error, later = db.execute(row).fetchone()
+    assert (status, attempts, later) == ("queued", 1, True)
+    assert "550" in error and "mailbox unavailable" in error
+
+    assert send(db, "notifications__early").processed == 0  # backing off: not retried yet
+    for n in (2, 3):
+        db.execute("UPDATE email_outbox SET next_attempt_at = clock_timestamp() WHERE status = 'queued'")
+        send(db, f"notifications__{n}", max_attempts=3)
+    assert db.execute(row).fetchone()[:2] == ("dead", 3)
+    assert [m["To"] for m in smtp.messages()] == ["desk@example.com"]
+
+    db.execute("UPDATE email_outbox SET status = 'queued', attempts = 0, next_attempt_at = now()"
+               " WHERE status = 'dead'")  # the README's one-statement re-queue
+    db.execute("UPDATE customers SET email = 'eve@example.com' WHERE id = %s", (bad,))
+    db.execute("UPDATE email_outbox SET recipient = 'eve@example.com' WHERE recipient = 'eve@refused.example'")
+    assert send(db, "notifications__requeued", max_attempts=3).changed == 1
+
+
+def test_hostile_text_is_sent_literally_and_escaped_in_html(db, smtp):
+    name = "<script>alert('x')</script> O'Brien & Sons; DROP TABLE tickets;--"
+    customer_id = customer(db, "mallory", name, "x" * 100_000)
+    db.execute("UPDATE reservations SET status = 'confirmed' WHERE id = %s", (reserve(db, customer_id),))
+    send(db)
+    [message] = [m for m in smtp.messages() if m["To"] == "mallory@example.com"]
+    text, html = parts(message)
+    assert name in text and "x" * 100_000 in text
+    assert "<script>" not in html and "&lt;script&gt;" in html and "O&#39;Brien &amp; Sons" in html
