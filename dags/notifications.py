@@ -13,6 +13,8 @@ or retried with exponential backoff, or parked as `dead` after
 message an attempt: the task fails and Airflow retries it.
 """
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import dag, task
 
@@ -34,7 +36,8 @@ from ticketflow.waiting import WaitForRows
 )
 def notifications():
     wait = WaitForRows(task_id="wait_for_queued_email", conn_id=TICKETING_DB_CONN_ID, channel="ticketflow_outbox",
-                       ready_query="outbox/ready", poll_seconds=30, max_wait_seconds=3600)
+                       ready_query="outbox/ready", poll_seconds=30, max_wait_seconds=3600,
+                       execution_timeout=timedelta(minutes=70))
 
     @task
     def send_queued_email(**context) -> dict:

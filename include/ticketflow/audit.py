@@ -2,9 +2,10 @@
 
 The row is written as `running` in its own transaction before any work, so a
 run killed mid-way stays visible. Work happens in units: each unit's changes
-and the run's running totals commit in one transaction, so the counts an
-operator reads are exactly what was committed, even when a later unit fails.
-The run then ends `success`, or `error` with the message.
+and its addition to the run's totals commit in one transaction, so the counts
+an operator reads are exactly what was committed, even when a later unit (or
+the whole try) fails. A retry of the run adds to the same totals. The run
+then ends `success`, or `error` with the message.
 """
 
 from __future__ import annotations
@@ -59,13 +60,14 @@ ON CONFLICT (dag_id, run_id) DO UPDATE SET
     try_number = EXCLUDED.try_number,
     started_at = clock_timestamp(),
     finished_at = NULL,
-    processed = 0, changed = 0, skipped = 0, details = '{}', error = NULL,
+    error = NULL,
     status = 'running'
 """
 
-_TOTALS = """
+_ADD_TO_TOTALS = """
 UPDATE automation_runs
-SET processed = %(processed)s, changed = %(changed)s, skipped = %(skipped)s, details = %(details)s
+SET processed = processed + %(processed)s, changed = changed + %(changed)s, skipped = skipped + %(skipped)s,
+    details = ticketflow_merge_totals(details, %(details)s)
 WHERE dag_id = %(dag_id)s AND run_id = %(run_id)s
 """
 
@@ -77,7 +79,7 @@ WHERE dag_id = %(dag_id)s AND run_id = %(run_id)s
 
 
 class AuditedRun:
-    """One DAG run's audit row and the units of work it is made of."""
+    """One DAG run's audit row and the units of work it is made of; `outcome` is this try's share."""
 
     def __init__(self, conn: psycopg.Connection, window: RunWindow):
         self.conn = conn
@@ -101,13 +103,12 @@ class AuditedRun:
         delta = RunOutcome()
         with self.conn.transaction():
             yield delta
-            totals = self.outcome.plus(delta)
-            self.conn.execute(_TOTALS, {
-                "processed": totals.processed, "changed": totals.changed, "skipped": totals.skipped,
-                "details": json.dumps(totals.details, default=str),
+            self.conn.execute(_ADD_TO_TOTALS, {
+                "processed": delta.processed, "changed": delta.changed, "skipped": delta.skipped,
+                "details": json.dumps(delta.details, default=str),
                 "dag_id": self.window.dag_id, "run_id": self.window.run_id,
             })
-        self.outcome = totals
+        self.outcome = self.outcome.plus(delta)
 
 
 def run_audited(

@@ -31,6 +31,7 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_delay": timedelta(seconds=20),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(minutes=30),
     "on_failure_callback": record_failure,
 }
 

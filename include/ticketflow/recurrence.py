@@ -25,6 +25,10 @@ SUPPORTED_FREQUENCIES = {"DAILY", "WEEKLY", "MONTHLY", "YEARLY"}
 #: A rule with no occurrence this far after its anchor is refused as one that never occurs.
 NEVER_HORIZON = timedelta(days=366 * 10)
 _FREQ = re.compile(r"(?:^|;)FREQ=([A-Z]+)", re.IGNORECASE)
+_INTERVAL = re.compile(r"(?:^|;)INTERVAL=(-?\d+)", re.IGNORECASE)
+_TIME_OF_DAY = re.compile(r"(?:^|;)BY(HOUR|MINUTE|SECOND)=", re.IGNORECASE)
+#: A window with more occurrences than this is refused rather than computed.
+MAX_OCCURRENCES_PER_WINDOW = 10_000
 _UNTIL = re.compile(r"UNTIL=(\d{8})(?:T(\d{6})(Z?))?", re.IGNORECASE)
 
 
@@ -82,10 +86,15 @@ class RuleSchedule:
         if frequency and frequency.group(1).upper() not in SUPPORTED_FREQUENCIES:
             raise RecurrenceError(
                 f"RRULE frequency {frequency.group(1)} is not supported: use DAILY, WEEKLY, MONTHLY or YEARLY")
+        interval = _INTERVAL.search(body)
+        if interval and int(interval.group(1)) < 1:
+            raise RecurrenceError(f"RRULE INTERVAL must be 1 or more, got {interval.group(1)}")
+        if _TIME_OF_DAY.search(body):
+            raise RecurrenceError("RRULE must not set BYHOUR, BYMINUTE or BYSECOND: the time of day is the anchor's")
         anchor_wall = anchor.astimezone(tz).replace(tzinfo=None)
         try:
             rule = rrulestr(_UNTIL.sub(lambda m: _local_until(m, tz), body), dtstart=anchor_wall)
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
             raise RecurrenceError(f"unparseable RRULE {text!r}: {exc}") from exc
         if not isinstance(rule, rrule):
             raise RecurrenceError(f"RRULE must be a single rule, got {text!r}")
@@ -127,4 +136,7 @@ def window(schedule: RuleSchedule, pointer: datetime, horizon: datetime, end: da
             return Window(due, instant)
         if end is None or instant <= end:
             due.append(instant)
+        if len(due) > MAX_OCCURRENCES_PER_WINDOW:
+            raise RecurrenceError(f"more than {MAX_OCCURRENCES_PER_WINDOW} occurrences due at once; "
+                                  "move next_occurrence forward")
     return Window(due, None)

@@ -32,7 +32,7 @@ def _max_lead_time(conn: psycopg.Connection) -> timedelta:
     ).fetchone()[0]
 
 
-def _plan_rule_batch(templates: list[tuple]) -> tuple[dict, list[dict]]:
+def _plan_rule_batch(templates: list[tuple], due_at) -> tuple[dict, list[dict]]:
     """The arrays for recurring/plan_from_arrays.sql, and the templates that cannot be scheduled."""
     arrays = {k: [] for k in ("template_ids", "next_occurrences", "errors",
                               "plan_template_ids", "plan_occurrences", "plan_create")}
@@ -42,12 +42,13 @@ def _plan_rule_batch(templates: list[tuple]) -> tuple[dict, list[dict]]:
         try:
             planned = window(RuleSchedule.parse(rule, anchor, tz), pointer, horizon, end)
             next_occurrence = planned.next_occurrence
-            for position, occurrence in enumerate(planned.due):
+            missed = [o for o in planned.due if o <= due_at]  # later ones are early (lead time), not missed
+            for occurrence in planned.due:
                 arrays["plan_template_ids"].append(template_id)
                 arrays["plan_occurrences"].append(occurrence)
-                arrays["plan_create"].append(policy == "create_all" or position == len(planned.due) - 1)
-        except RecurrenceError as exc:
-            error = str(exc)
+                arrays["plan_create"].append(policy == "create_all" or occurrence > due_at or occurrence == missed[-1])
+        except Exception as exc:  # any failure to schedule is this template's: park it, go on with the rest
+            error = str(exc) if isinstance(exc, RecurrenceError) else f"cannot evaluate RRULE: {type(exc).__name__}: {exc}"
             invalid.append({"template_id": template_id, "reason": error})
             log.warning("recurring ticket template %s skipped: %s", template_id, error)
         arrays["template_ids"].append(template_id)
@@ -76,7 +77,7 @@ def create_due_occurrences(run: AuditedRun, default_timezone: str, batch_size: i
         with run.unit() as outcome:
             templates = conn.execute(queries.load("recurring/claim_rule_templates"), params).fetchall()
             if templates:
-                arrays, invalid = _plan_rule_batch(templates)
+                arrays, invalid = _plan_rule_batch(templates, run.window.due_at)
                 claimed, created, skipped = conn.execute(rule_batch, {**params, **arrays}).fetchone()
                 outcome.processed, outcome.changed, outcome.skipped = claimed, created, skipped
                 outcome.details = {"created": created, "invalid_templates": invalid}

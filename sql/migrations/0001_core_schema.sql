@@ -17,7 +17,7 @@ CREATE TABLE tickets (
     archived             boolean NOT NULL DEFAULT false,
     is_recurring         boolean NOT NULL DEFAULT false,
     recurrence_interval  text CHECK (recurrence_interval IN ('daily', 'weekly', 'monthly')),
-    recurrence_every     integer NOT NULL DEFAULT 1 CHECK (recurrence_every >= 1),
+    recurrence_every     integer NOT NULL DEFAULT 1 CHECK (recurrence_every BETWEEN 1 AND 1000),
     recurrence_rule      text,
     recurrence_timezone  text,
     recurrence_end       timestamptz,
@@ -157,3 +157,15 @@ CREATE TABLE automation_runs (
 );
 
 CREATE INDEX automation_runs_recent ON automation_runs (dag_id, started_at DESC);
+
+-- Adds a unit's details to a run's: numbers are summed, lists joined, anything else replaced.
+CREATE FUNCTION ticketflow_merge_totals(total jsonb, delta jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT total || coalesce(jsonb_object_agg(d.key, CASE
+        WHEN jsonb_typeof(d.value) = 'number' AND jsonb_typeof(total -> d.key) = 'number'
+            THEN to_jsonb((total ->> d.key)::numeric + (d.value #>> '{}')::numeric)
+        WHEN jsonb_typeof(d.value) = 'array' AND jsonb_typeof(total -> d.key) = 'array'
+            THEN (total -> d.key) || d.value
+        ELSE d.value END), '{}')
+    FROM jsonb_each(delta) AS d
+$$;

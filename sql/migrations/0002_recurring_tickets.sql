@@ -2,17 +2,14 @@
 -- occurrence arithmetic, skipped occurrences, and the run audit view.
 -- depends: 0001_core_schema
 
--- An IANA zone name PostgreSQL knows. Used by a CHECK constraint, so a bad
--- name is refused at write time instead of failing a run later.
-CREATE FUNCTION ticketflow_is_time_zone(name text) RETURNS boolean
-LANGUAGE plpgsql IMMUTABLE STRICT AS $$
-BEGIN
-    PERFORM timestamptz '2000-01-01 00:00+00' AT TIME ZONE name;
-    RETURN true;
-EXCEPTION WHEN invalid_parameter_value THEN
-    RETURN false;
-END
-$$;
+-- The IANA zone names a template may use: PostgreSQL's own zone database,
+-- without the posix/ and right/ variants. A foreign key, not a test of
+-- AT TIME ZONE, because that also accepts abbreviations (CEST) and POSIX
+-- strings (UTC+3, which means three hours *behind* UTC). After a PostgreSQL
+-- upgrade brings new zones: INSERT INTO time_zones SELECT name FROM
+-- pg_timezone_names ON CONFLICT DO NOTHING.
+CREATE TABLE time_zones (name text PRIMARY KEY);
+INSERT INTO time_zones SELECT name FROM pg_timezone_names WHERE name !~ '^(posix|right)/';
 
 -- A local wall time in `tz` as an instant, as RFC 5545 section 3.3.5 reads it:
 -- a time that does not exist (spring forward) takes the UTC offset in effect
@@ -72,7 +69,9 @@ $$;
 ALTER TABLE tickets
     ADD COLUMN recurrence_error text,
     ADD CONSTRAINT tickets_recurrence_timezone_known
-        CHECK (recurrence_timezone IS NULL OR ticketflow_is_time_zone(recurrence_timezone)),
+        FOREIGN KEY (recurrence_timezone) REFERENCES time_zones (name),
+    ADD CONSTRAINT tickets_recurrence_start_sane
+        CHECK (recurrence_start BETWEEN '1900-01-01' AND '9000-01-01'),
     ADD CONSTRAINT tickets_recurring_has_schedule
         CHECK (NOT is_recurring OR recurrence_interval IS NOT NULL OR recurrence_rule IS NOT NULL),
     ADD CONSTRAINT tickets_recurring_has_anchor
@@ -89,7 +88,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.is_recurring THEN
         NEW.recurrence_start := coalesce(NEW.recurrence_start, NEW.next_occurrence);
-        IF TG_OP = 'INSERT' THEN
+        IF TG_OP = 'INSERT' OR NOT OLD.is_recurring THEN  -- created or switched on: start at the anchor
             NEW.next_occurrence := coalesce(NEW.next_occurrence, NEW.recurrence_start);
         END IF;
     END IF;
@@ -113,7 +112,8 @@ CREATE TRIGGER tickets_recurrence_defaults_insert
     EXECUTE FUNCTION ticketflow_recurrence_defaults();
 CREATE TRIGGER tickets_recurrence_defaults_update
     BEFORE UPDATE ON tickets
-    FOR EACH ROW WHEN (NEW.is_recurring AND (NEW.recurrence_start IS NULL OR OLD.recurrence_error IS NOT NULL))
+    FOR EACH ROW WHEN (NEW.is_recurring AND (NEW.recurrence_start IS NULL OR NOT OLD.is_recurring
+                                             OR OLD.recurrence_error IS NOT NULL))
     EXECUTE FUNCTION ticketflow_recurrence_defaults();
 
 -- The recurring job claims live, schedulable templates by their next occurrence.

@@ -110,9 +110,13 @@ def test_daily_nine_o_clock_toronto_across_both_dst_changes(db):
 def test_unknown_time_zones_are_refused_by_the_database(db):
     import psycopg
 
-    with pytest.raises(psycopg.errors.CheckViolation, match="tickets_recurrence_timezone_known"):
-        db.execute("INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
-                   " next_occurrence, recurrence_timezone) VALUES ('s', 'IT', 'HW', true, 'daily', now(), 'Mars/Base')")
+    insert = ("INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
+              " next_occurrence, recurrence_timezone) VALUES ('s', 'IT', 'HW', true, 'daily', now(), %s)")
+    for name in ("Mars/Base", "UTC+3", "CEST", "america/toronto", "posix/America/Toronto"):
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match="tickets_recurrence_timezone_known"):
+            db.execute(insert, (name,))
+    for name in ("America/Toronto", "Australia/Lord_Howe", "UTC", "Etc/GMT+3"):
+        db.execute(insert, (name,))
 
 
 def _transitions(tz, year=2026):

@@ -133,6 +133,7 @@ def test_two_runs_over_the_same_interval_in_parallel_create_each_occurrence_once
     def worker(name):
         try:
             with closing(psycopg.connect(app_db_url, autocommit=True)) as conn:
+                conn.execute("SET lock_timeout = '1s'")  # waiting for the other run's rows would fail the test
                 barrier.wait()
                 results[name] = run(conn, T0 + timedelta(days=1), run_id=name, batch_size=100).changed
         except Exception as exc:  # surfaced by the assertion below
@@ -147,6 +148,14 @@ def test_two_runs_over_the_same_interval_in_parallel_create_each_occurrence_once
     assert sum(results.values()) == 4000
     assert db.execute("SELECT count(*), count(DISTINCT (recurring_parent_id, occurrence_at)) FROM tickets"
                       " WHERE recurring_parent_id IS NOT NULL").fetchone() == (4000, 4000)
+
+
+def test_a_template_switched_on_later_starts_at_its_anchor(db):
+    parent = template(db, is_recurring=False, next_occurrence=None, recurrence_start=T0)
+    db.execute("UPDATE tickets SET is_recurring = true WHERE id = %s", (parent,))
+    assert pointer(db, parent) == T0
+    run(db, T0)
+    assert occurrences(db, parent) == [T0]
 
 
 def test_templates_that_are_archived_deactivated_or_past_their_end_are_left_alone(db):
@@ -228,7 +237,8 @@ def test_a_bad_default_time_zone_fails_the_run_before_anything_is_written(db):
 @pytest.mark.parametrize("fields, constraint", [
     ({"recurrence_every": 0}, "tickets_recurrence_every_check"),
     ({"recurrence_interval": "hourly"}, "tickets_recurrence_interval_check"),
-    ({"recurrence_timezone": "Europe/Atlantis"}, "tickets_recurrence_timezone_known"),
+    ({"recurrence_every": 1001}, "tickets_recurrence_every_check"),
+    ({"recurrence_start": "20000-01-01 00:00+00"}, "tickets_recurrence_start_sane"),
     ({"recurrence_interval": None}, "tickets_recurring_has_schedule"),
     ({"next_occurrence": None}, "tickets_recurring_has_anchor"),
     ({"missed_policy": "some"}, "tickets_missed_policy_check"),
@@ -236,6 +246,11 @@ def test_a_bad_default_time_zone_fails_the_run_before_anything_is_written(db):
 def test_bad_templates_are_refused_by_the_database(db, fields, constraint):
     with pytest.raises(psycopg.errors.CheckViolation, match=constraint):
         template(db, **fields)
+
+
+def test_an_unknown_time_zone_name_is_refused_by_the_database(db):
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match="tickets_recurrence_timezone_known"):
+        template(db, recurrence_timezone="Europe/Atlantis")
 
 
 def test_the_audit_row_and_its_view_carry_the_runs_totals(db):
@@ -246,3 +261,16 @@ def test_the_audit_row_and_its_view_carry_the_runs_totals(db):
                      " error_message, finished_at >= started_at FROM recurring_ticket_runs").fetchone()
     assert row[:5] == ("scheduled__audit", "success", 3, 6, 0)
     assert row[5] >= 0 and row[6] is None and row[7] is True
+
+
+@pytest.mark.parametrize("schedule", [{}, {"recurrence_interval": None, "recurrence_rule": "FREQ=DAILY"}])
+def test_latest_only_never_skips_occurrences_that_lead_time_creates_early(db, schedule):
+    parent = template(db, recurrence_lead_time=timedelta(hours=36), **schedule)
+    outcome = run(db, T0 - timedelta(hours=1))
+    assert occurrences(db, parent) == [T0, T0 + timedelta(days=1)]
+    assert outcome.skipped == 0
+    # After an outage: T0+2d and T0+3d were missed (only the newest is created), T0+4d is early.
+    after_outage = run(db, T0 + timedelta(days=3, hours=1), run_id="after-outage")
+    day = timedelta(days=1)
+    assert occurrences(db, parent) == [T0, T0 + day, T0 + 3 * day, T0 + 4 * day]
+    assert after_outage.skipped == 1

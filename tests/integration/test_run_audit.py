@@ -33,12 +33,17 @@ def test_units_commit_their_totals_and_a_later_failure_keeps_what_was_committed(
     assert [t for (t,) in db.execute("SELECT title FROM events ORDER BY title")] == ["batch 0", "batch 1"]
 
 
-def test_a_retry_of_the_same_run_starts_its_row_afresh(db):
-    with AuditedRun(db, WINDOW) as run, run.unit() as outcome:
-        outcome.processed = 5
-    with AuditedRun(db, RunWindow(**{**WINDOW.__dict__, "try_number": 2})) as run, run.unit() as outcome:
-        outcome.processed = 1
-    assert _row(db)[:2] == ("success", 1)
+def test_a_retry_of_the_same_run_adds_to_what_earlier_tries_committed(db):
+    with pytest.raises(RuntimeError):
+        with AuditedRun(db, WINDOW) as run:
+            with run.unit() as outcome:
+                outcome.processed, outcome.details = 5, {"created": 5, "invalid_templates": ["a"]}
+            raise RuntimeError("worker lost")
+    with AuditedRun(db, RunWindow(**{**WINDOW.__dict__, "try_number": 2})) as retry, retry.unit() as outcome:
+        outcome.processed, outcome.details = 3, {"created": 3, "invalid_templates": ["b"]}
+    assert retry.outcome.processed == 3  # this try's share, for its XCom
+    status, processed, _, _, details, error = _row(db)
+    assert (status, processed, details, error) == ("success", 8, {"created": 8, "invalid_templates": ["a", "b"]}, None)
     assert db.execute("SELECT count(*), max(try_number) FROM automation_runs").fetchone() == (1, 2)
 
 

@@ -108,10 +108,20 @@ def test_window_returns_due_occurrences_and_the_next_pointer():
     ("FREQ=DAILY;DTSTART=20260101", "DTSTART"),
     ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "no occurrence"),
     ("", "single rule"),
+    ("FREQ=DAILY;INTERVAL=0", "INTERVAL must be 1 or more"),
+    ("FREQ=DAILY;BYHOUR=1,2", "time of day is the anchor's"),
+    ("FREQ=WEEKLY;BYMINUTE=0,30", "time of day is the anchor's"),
 ])
 def test_bad_rules_are_refused_with_a_reason(rule, message):
     with pytest.raises(RecurrenceError, match=message):
         RuleSchedule.parse(rule, datetime(2026, 1, 1, tzinfo=UTC), "UTC")
+
+
+def test_a_window_with_an_absurd_number_of_occurrences_is_refused_not_computed():
+    anchor = datetime(1990, 1, 1, tzinfo=UTC)
+    schedule = RuleSchedule.parse("FREQ=DAILY", anchor, "UTC")
+    with pytest.raises(RecurrenceError, match="more than 10000 occurrences due at once"):
+        window(schedule, anchor, datetime(2026, 1, 1, tzinfo=UTC), None)
 
 
 def test_an_unknown_time_zone_is_refused():

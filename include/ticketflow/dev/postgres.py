@@ -36,9 +36,9 @@ def _ensure_service_user() -> str:
 
 
 def _make_traversable(path: Path) -> None:
-    """Let the service user reach the data directory through its parents."""
+    """Let the service user pass through the data directory's parents (search only, no listing)."""
     for parent in path.parents:
-        parent.chmod(parent.stat().st_mode | 0o055)
+        parent.chmod(parent.stat().st_mode | 0o011)
 
 
 class EmbeddedPostgres:

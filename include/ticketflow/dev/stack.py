@@ -131,6 +131,7 @@ class LocalStack:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.url(self.airflow_db).replace(
                 "postgresql://", "postgresql+psycopg2://"),
             "AIRFLOW__API__BASE_URL": self.api_url,
+            "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.ports.api),
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
@@ -217,25 +218,39 @@ class LocalStack:
         raise StackError(f"DAGs not parsed after {timeout:.0f}s: {sorted(missing)}; see {self.logs}")
 
     def stop(self) -> None:
-        """Stop every child's whole process group: TERM, a grace period, then KILL."""
+        """Stop every child's whole process group: TERM, a grace period, then KILL.
+
+        A child that already died (and was reaped) may have left its group
+        behind, LocalExecutor workers for instance: each group is signalled
+        on its own, and every group is sent KILL at the end.
+        """
         family: list[psutil.Process] = []
         for child in self._children.values():
             try:
                 family += psutil.Process(child.pid).children(recursive=True)
-                os.killpg(child.pid, signal.SIGTERM)
-            except (ProcessLookupError, psutil.NoSuchProcess):
+            except psutil.NoSuchProcess:
                 pass
+            _signal_group(child.pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
         for child in self._children.values():
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
+                pass
+        for child in self._children.values():
+            _signal_group(child.pid, signal.SIGKILL)
+            child.wait()
         _, alive = psutil.wait_procs(family, timeout=5)
         for process in alive:
             process.kill()
         self._children.clear()
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
 
 
 def load_demo_data(database_url: str) -> bool:

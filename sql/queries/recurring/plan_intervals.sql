@@ -29,15 +29,19 @@ occurrences AS (
     CROSS JOIN LATERAL ticketflow_interval_occurrences(c.anchor, c.tz, c.unit, c.every, c.pointer, c.horizon) AS o
 ),
 due AS (
+    -- "Missed" occurrences are those at or before the due instant; later ones
+    -- (within the lead time) are simply early and always created.
     SELECT id, missed_policy, occurrence_at,
-           row_number() OVER (PARTITION BY id ORDER BY occurrence_at DESC) AS newest_first
+           max(occurrence_at) FILTER (WHERE occurrence_at <= %(due_at)s::timestamptz)
+               OVER (PARTITION BY id) AS latest_missed
     FROM occurrences
     WHERE occurrence_at BETWEEN pointer AND horizon
       AND (recurrence_end IS NULL OR occurrence_at <= recurrence_end)
 ),
 plan AS (
     SELECT id AS template_id, occurrence_at,
-           missed_policy = 'create_all' OR newest_first = 1 AS create_it
+           missed_policy = 'create_all' OR occurrence_at > %(due_at)s::timestamptz
+               OR occurrence_at = latest_missed AS create_it
     FROM due
 ),
 advance AS (
