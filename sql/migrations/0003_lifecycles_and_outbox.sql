@@ -110,5 +110,10 @@ END
 $$;
 
 CREATE TRIGGER reservations_emails
-    AFTER INSERT OR UPDATE OF status ON reservations
+    AFTER INSERT ON reservations
     FOR EACH ROW EXECUTE FUNCTION ticketflow_reservation_emails();
+-- Only changes that send mail fire it: completing reservations in bulk stays cheap.
+CREATE TRIGGER reservations_status_emails
+    AFTER UPDATE OF status ON reservations
+    FOR EACH ROW WHEN (NEW.status IS DISTINCT FROM OLD.status AND NEW.status IN ('confirmed', 'cancelled'))
+    EXECUTE FUNCTION ticketflow_reservation_emails();

@@ -73,6 +73,14 @@ def test_project_code_is_mounted_and_init_migrates_both_databases(compose):
             "service_completed_successfully"
 
 
+def test_generated_passwords_survive_container_recreation(compose):
+    env = compose["services"]["airflow-apiserver"]["environment"]
+    path = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    mounts = dict(volume.split(":")[::-1] for volume in compose["services"]["airflow-apiserver"]["volumes"])
+    assert mounts["/opt/airflow/auth"] == "airflow-auth" and path.startswith("/opt/airflow/auth/")
+    assert "airflow-auth" in compose["volumes"]
+
+
 def test_image_is_the_official_airflow_plus_pinned_requirements():
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
     pinned = re.search(r"^apache-airflow==(\S+)$", (PROJECT_ROOT / "requirements.txt").read_text(), re.M)[1]
