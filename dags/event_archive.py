@@ -7,22 +7,18 @@ become `archived` (the seed's planned `archive_old_completed_events`).
 Archived events leave `events_discoverable` and stay readable by id.
 """
 
-import pendulum
 from airflow.sdk import dag, task
 
 from ticketflow import events
-from ticketflow.dagkit import DEFAULT_ARGS, audited_task
+from ticketflow.dagkit import DAG_DEFAULTS, audited_task
 
 
 @dag(
     dag_id="event_archive",
     schedule="30 2 * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     tags=["ticketflow", "events", "lifecycle"],
     doc_md=__doc__,
+    **DAG_DEFAULTS,
 )
 def event_archive():
     @task

@@ -15,22 +15,18 @@ Audit: `automation_runs`; the counts are the task's XCom. Rerunning or
 backfilling a past interval gives that interval's result.
 """
 
-import pendulum
 from airflow.sdk import dag, task
 
 from ticketflow import events
-from ticketflow.dagkit import DEFAULT_ARGS, EVERY_FIVE_MINUTES, audited_task
+from ticketflow.dagkit import DAG_DEFAULTS, EVERY_FIVE_MINUTES, audited_task
 
 
 @dag(
     dag_id="event_lifecycle",
     schedule=EVERY_FIVE_MINUTES,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     tags=["ticketflow", "events", "lifecycle"],
     doc_md=__doc__,
+    **DAG_DEFAULTS,
 )
 def event_lifecycle():
     @task

@@ -15,11 +15,10 @@ message an attempt: the task fails and Airflow retries it.
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import dag, task
 
 from ticketflow import outbox
-from ticketflow.dagkit import DEFAULT_ARGS, audited_batches
+from ticketflow.dagkit import DAG_DEFAULTS, audited_batches
 from ticketflow.settings import TICKETING_DB_CONN_ID
 from ticketflow.waiting import WaitForRows
 
@@ -27,12 +26,9 @@ from ticketflow.waiting import WaitForRows
 @dag(
     dag_id="notifications",
     schedule="@continuous",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     tags=["ticketflow", "email", "outbox"],
     doc_md=__doc__,
+    **DAG_DEFAULTS,
 )
 def notifications():
     wait = WaitForRows(task_id="wait_for_queued_email", conn_id=TICKETING_DB_CONN_ID, channel="ticketflow_outbox",

@@ -16,23 +16,19 @@ Audit: `recurring_ticket_runs` (a view of `automation_runs`); summary in XCom.
 Backfill with `--max-active-runs 1` to give each interval its own result.
 """
 
-import pendulum
 from airflow.sdk import dag, task
 
 from ticketflow import recurring
-from ticketflow.dagkit import DEFAULT_ARGS, EVERY_FIVE_MINUTES, audited_batches
+from ticketflow.dagkit import DAG_DEFAULTS, EVERY_FIVE_MINUTES, audited_batches
 from ticketflow.settings import default_timezone
 
 
 @dag(
     dag_id="recurring_tickets",
     schedule=EVERY_FIVE_MINUTES,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     tags=["ticketflow", "tickets", "recurring"],
     doc_md=__doc__,
+    **DAG_DEFAULTS,
 )
 def recurring_tickets():
     @task

@@ -12,22 +12,18 @@ a database trigger on `reservations` and sent by `notifications`.
 Audit: `automation_runs`; the count is the task's XCom.
 """
 
-import pendulum
 from airflow.sdk import dag, task
 
 from ticketflow import reservations
-from ticketflow.dagkit import DEFAULT_ARGS, EVERY_FIVE_MINUTES, audited_task
+from ticketflow.dagkit import DAG_DEFAULTS, EVERY_FIVE_MINUTES, audited_task
 
 
 @dag(
     dag_id="reservation_lifecycle",
     schedule=EVERY_FIVE_MINUTES,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     tags=["ticketflow", "reservations", "lifecycle"],
     doc_md=__doc__,
+    **DAG_DEFAULTS,
 )
 def reservation_lifecycle():
     @task

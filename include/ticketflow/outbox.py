@@ -172,3 +172,12 @@ def send_queued_email(run: AuditedRun) -> None:
     with smtp_sender() as (send, sender):
         send_due_messages(run, send, sender=sender, admin_email=settings.admin_email(),
                           timezone=settings.default_timezone(), max_attempts=settings.outbox_max_attempts())
+
+
+def requeue_dead(conn: psycopg.Connection, message_ids: list[int] | None) -> int:
+    """Give dead messages (all, or those listed) a fresh set of attempts; the outbox NOTIFY wakes the sender."""
+    with conn.transaction():
+        return conn.execute(
+            "UPDATE email_outbox SET status = 'queued', attempts = 0, next_attempt_at = clock_timestamp()"
+            " WHERE status = 'dead' AND (%(ids)s::bigint[] IS NULL OR id = ANY (%(ids)s::bigint[]))",
+            {"ids": message_ids or None}).rowcount

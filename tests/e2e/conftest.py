@@ -114,5 +114,5 @@ def stack_db(stack):
     import psycopg
 
     with psycopg.connect(stack.app_db_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE events, automation_runs RESTART IDENTITY")
+        conn.execute("TRUNCATE events, automation_runs RESTART IDENTITY CASCADE")
         yield conn

@@ -17,6 +17,17 @@ def reservation_db(stack):
         yield conn
 
 
+def _wait_for(condition, seconds=60):
+    """The value of `condition()` once it is truthy; the SMTP server sees a message just before its row commits."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    return condition()
+
+
 def _delivered_to(stack, address):
     box = mailbox.Maildir(str(stack.mailbox), create=False)
     return [box.get_message(key) for key in box.keys() if box.get_message(key)["To"] == address]
@@ -39,11 +50,13 @@ def test_confirming_a_reservation_with_plain_sql_mails_the_customer_within_secon
     assert delivered, "no email within 120 s"
     [message] = delivered
     assert message["Subject"] == "Your Reservation is Confirmed!"
-    assert reservation_db.execute("SELECT status, smtp_message_id FROM email_outbox"
-                                  " WHERE dedup_key = %s", (f"reservation:{reservation}:confirmed",)).fetchone() == (
-        "sent", message["Message-ID"])
-    runs = api.runs("notifications", state="success")
-    assert runs, "the notifications DAG recorded its runs"
+    outbox_row = _wait_for(lambda: reservation_db.execute(
+        "SELECT status, smtp_message_id FROM email_outbox WHERE dedup_key = %s AND status = 'sent'",
+        (f"reservation:{reservation}:confirmed",)).fetchone())
+    assert outbox_row == ("sent", message["Message-ID"])
+    sent_by_runs = _wait_for(lambda: reservation_db.execute(
+        "SELECT sum(changed) FROM automation_runs WHERE dag_id = 'notifications'").fetchone()[0])
+    assert sent_by_runs >= 1, "the notifications runs audit what they sent"
 
 
 def test_a_reservation_36_minutes_past_its_start_is_completed_by_the_scheduled_run(api, reservation_db):
@@ -64,3 +77,28 @@ def test_a_reservation_36_minutes_past_its_start_is_completed_by_the_scheduled_r
     assert later, "no scheduled run of reservation_lifecycle finished after the insert"
     statuses = dict(reservation_db.execute("SELECT id, status FROM reservations").fetchall())
     assert statuses == {overdue: "completed", fresh: "confirmed"}
+
+
+def test_dead_email_is_requeued_from_the_rest_api_and_then_delivered(stack, api, reservation_db):
+    message_id = reservation_db.execute(
+        "INSERT INTO email_outbox (dedup_key, template, recipient, context, status, attempts, last_error)"
+        " VALUES ('e2e:dead', 'reservation_cancelled', 'kim@example.com', %s, 'dead', 8, '550 earlier')"
+        " RETURNING id",
+        ('{"reservation_id": 7, "status": "cancelled", "start_time": "2026-12-24T18:00:00+00:00",'
+         ' "customer_name": "Kim", "customer_email": "kim@example.com"}',)).fetchone()[0]
+
+    refused = api.session.post(api.url("dags/email_requeue/dagRuns"), timeout=30,
+                               json={"logical_date": None, "conf": {"message_ids": ["seven"]}})
+    assert refused.status_code == 400, refused.text
+    run = api.trigger("email_requeue", conf={"message_ids": [message_id]})
+    assert api.wait_for_run("email_requeue", run["dag_run_id"])["state"] == "success"
+    assert api.xcom("email_requeue", run["dag_run_id"], "requeue_dead_messages") == 1
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not _delivered_to(stack, "kim@example.com"):
+        time.sleep(0.5)
+    [message] = _delivered_to(stack, "kim@example.com")
+    assert message["Subject"] == "Your Reservation has been Cancelled"
+    assert _wait_for(lambda: reservation_db.execute(
+        "SELECT status, attempts FROM email_outbox WHERE id = %s AND status = 'sent'",
+        (message_id,)).fetchone()) == ("sent", 1)

@@ -8,7 +8,9 @@ import pytest
 from ticketflow.audit import AuditedRun, RunWindow
 from ticketflow.dev.stack import Ports, connections
 from ticketflow.dev.standins import SmtpStandIn
-from ticketflow.outbox import SmtpUnavailable, send_due_messages, smtp_sender
+from ticketflow.events import advance_events
+from ticketflow.audit import run_audited
+from ticketflow.outbox import SmtpUnavailable, requeue_dead, send_due_messages, smtp_sender
 
 START = datetime(2026, 7, 14, 17, 5, tzinfo=timezone.utc)  # 13:05 in Toronto (EDT)
 
@@ -127,8 +129,8 @@ def test_a_message_that_always_fails_backs_off_then_ends_dead_and_can_be_requeue
     assert db.execute(row).fetchone()[:2] == ("dead", 3)
     assert [m["To"] for m in smtp.messages()] == ["desk@example.com"]
 
-    db.execute("UPDATE email_outbox SET status = 'queued', attempts = 0, next_attempt_at = now()"
-               " WHERE status = 'dead'")  # the README's one-statement re-queue
+    assert requeue_dead(db, [999]) == 0  # only the ids given
+    assert requeue_dead(db, None) == 1  # what the email_requeue DAG does
     db.execute("UPDATE customers SET email = 'eve@example.com' WHERE id = %s", (bad,))
     db.execute("UPDATE email_outbox SET recipient = 'eve@example.com' WHERE recipient = 'eve@refused.example'")
     assert send(db, "notifications__requeued", max_attempts=3).changed == 1
@@ -143,3 +145,17 @@ def test_hostile_text_is_sent_literally_and_escaped_in_html(db, smtp):
     text, html = parts(message)
     assert name in text and "x" * 100_000 in text
     assert "<script>" not in html and "&lt;script&gt;" in html and "O&#39;Brien &amp; Sons" in html
+
+
+def test_an_event_reminder_reaches_each_attendee_with_the_local_time(db, smtp):
+    start = datetime(2026, 11, 1, 14, 0, tzinfo=timezone.utc)  # 09:00 EST, the morning Toronto falls back
+    event = db.execute("INSERT INTO events (title, start_date, status) VALUES ('Town hall', %s, 'confirmed')"
+                       " RETURNING id", (start,)).fetchone()[0]
+    db.execute("INSERT INTO event_attendees VALUES (%s, %s)", (event, customer(db, "ana", "Ana", "Silva")))
+    run_audited(db, RunWindow("event_lifecycle", "r", start.replace(hour=0)), advance_events)
+    send(db)
+    [message] = smtp.messages()
+    assert (message["To"], message["Subject"]) == ("ana@example.com", "Reminder: Town hall starts on 01/11/2026 at 09:00")
+    text, html = parts(message)
+    assert "Hello Ana Silva,\n\nA reminder that Town hall starts on 01/11/2026 at 09:00." in text
+    assert "<strong>Town hall</strong>" in html
