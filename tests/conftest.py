@@ -29,7 +29,7 @@ from ticketflow.migrate import migrate  # noqa: E402
 from ticketflow.settings import PROJECT_ROOT  # noqa: E402
 
 APP_TABLES = ("tasks", "steps", "workflows", "reservations", "customers", "events", "tickets",
-              "email_outbox", "event_attendees",
+              "email_outbox", "event_attendees", "role_rotation",
               "automation_runs", "recurring_occurrence_skips",
               "meta.daemon_action_log")
 

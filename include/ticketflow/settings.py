@@ -62,3 +62,8 @@ def admin_email() -> str:
 def outbox_max_attempts() -> int:
     """Attempts before a message is parked as dead."""
     return int(_positive_number("TICKETFLOW_OUTBOX_MAX_ATTEMPTS", 8))
+
+
+def max_assignments() -> int:
+    """How many users of the step's role each new task is assigned to (the seed's 3)."""
+    return int(_positive_number("TICKETFLOW_MAX_ASSIGNMENTS", 3))

@@ -118,10 +118,20 @@ class TtsStandIn(StandIn):
     def __init__(self, roles: dict[str, list[int]] | None = None, port: int = 0):
         super().__init__(port)
         self.roles = dict(roles or {})
+        self.failures_left = 0  # the next N calls answer 503
+        self.delay_seconds = 0.0  # every answer waits this long
+        self.garbage: object = None  # when set, answered instead of the user list
 
     def handle(self, call, headers):
         if call.method != "GET" or call.path.rstrip("/") != "/api/v1/tts/round-robin":
             return HTTPStatus.NOT_FOUND, {"detail": "not found"}, {}
+        time.sleep(self.delay_seconds)
+        with self.lock:
+            if self.failures_left > 0:
+                self.failures_left -= 1
+                return HTTPStatus.SERVICE_UNAVAILABLE, {"detail": "try again"}, {}
+        if self.garbage is not None:
+            return HTTPStatus.OK, self.garbage, {}
         role = call.query.get("role_name")
         if not role:
             return HTTPStatus.BAD_REQUEST, {"detail": "role_name is required"}, {}

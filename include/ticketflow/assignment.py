@@ -1,0 +1,83 @@
+"""Automatic task creation: every ticket waiting for a task gets one, with users of its step's role.
+
+A batch matches workflows and first steps for all waiting tickets in one
+statement, asks TTS once per role, then gives each ticket its own
+transaction: lock the ticket (SKIP LOCKED: a concurrent batch has it), take
+the next users of the role from the durable round-robin (under the role's
+advisory lock, so two batches never hand out the same slot), create the task
+(one per ticket, unique) and mark the ticket allocated. All or nothing. A
+ticket that cannot be served keeps the reason in `allocation_error` and is
+retried with backoff; it never blocks the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import psycopg
+
+from ticketflow import queries
+from ticketflow.audit import AuditedRun
+from ticketflow.tts import TtsError
+
+BATCH_SIZE = 500
+log = logging.getLogger(__name__)
+
+
+def _users_by_role(roles: set[str], users_for_role: Callable[[str], list[int]]) -> dict[str, list[int] | str]:
+    """One TTS call per role: the users, or why there are none."""
+    found: dict[str, list[int] | str] = {}
+    for role in sorted(roles):
+        try:
+            users = users_for_role(role)
+            found[role] = users if users else f"no users for role {role!r}"
+        except TtsError as exc:
+            found[role] = str(exc)
+    return found
+
+
+def _allocate_one(conn: psycopg.Connection, ticket_id: int, workflow_id, step_id, role, users, max_assignments: int):
+    """In the caller's transaction: the ticket's task, or its failure. Returns 'created', 'failed' or 'taken'."""
+    if conn.execute("SELECT 1 FROM tickets WHERE id = %s AND NOT is_task_allocated FOR UPDATE SKIP LOCKED",
+                    (ticket_id,)).fetchone() is None:
+        return "taken"
+    error = ("no published, deployed workflow matches the ticket" if workflow_id is None
+             else "the matching workflow has no steps" if step_id is None
+             else users if isinstance(users, str) else None)
+    if error:
+        conn.execute(queries.load("assignment/record_failure"), {"ticket_id": ticket_id, "error": error})
+        log.warning("ticket %s has no task yet: %s", ticket_id, error)
+        return "failed"
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('role_rotation:' || %s))", (role,))
+    chosen = [user for (user,) in conn.execute(queries.load("assignment/next_users"),
+                                                {"role": role, "users": users, "limit": max_assignments})]
+    conn.execute(queries.load("assignment/take_turn"), {"role": role, "users": chosen})
+    conn.execute(queries.load("assignment/create_task"),
+                 {"ticket_id": ticket_id, "workflow_id": workflow_id, "step_id": step_id, "role": role,
+                  "users": chosen})
+    return "created"
+
+
+def assign_waiting_tickets(run: AuditedRun, users_for_role: Callable[[str], list[int]], max_assignments: int,
+                           batch_size: int = BATCH_SIZE) -> None:
+    """Serve every ticket waiting for a task, batch after batch, until none is due."""
+    conn = run.conn
+    while True:
+        pending = conn.execute(queries.load("assignment/match_pending"), {"limit": batch_size}).fetchall()
+        if not pending:
+            return
+        users = _users_by_role({role for *_, role in pending if role}, users_for_role)
+        handled = 0
+        for ticket_id, workflow_id, step_id, role in pending:
+            with run.unit() as outcome:
+                result = _allocate_one(conn, ticket_id, workflow_id, step_id, role, users.get(role),
+                                       max_assignments)
+                outcome.processed = int(result != "taken")
+                outcome.changed = int(result == "created")
+                outcome.details = {result: 1, "tts_calls": 0}
+                handled += result != "taken"
+        with run.unit() as outcome:
+            outcome.details = {"tts_calls": len(users)}
+        if len(pending) < batch_size or handled == 0:
+            return  # the rest is being served by a concurrent batch

@@ -1,0 +1,236 @@
+"""Intake and automatic task creation against real PostgreSQL and a real TTS server."""
+
+import threading
+from collections import Counter
+from contextlib import closing
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import psycopg
+import pytest
+
+from ticketflow.assignment import assign_waiting_tickets
+from ticketflow.audit import AuditedRun, RunWindow
+from ticketflow.dev.stack import Ports, connections
+from ticketflow.dev.standins import TtsStandIn
+from ticketflow.intake import InvalidTicket, receive_ticket
+from ticketflow.tts import TtsClient
+
+ROLE = "IT Support Technician"
+
+
+@pytest.fixture
+def tts(monkeypatch):
+    server = TtsStandIn({ROLE: [3, 6, 9], "Facilities": [11, 12]}).start()
+    for name, value in connections(replace(Ports(), tts=server.port), "postgresql://unused@127.0.0.1:1/x").items():
+        monkeypatch.setenv(name, value)
+    yield server
+    server.stop()
+
+
+def workflow(db, name, department="IT", category="Hardware", sub_category=None, roles=(ROLE,), **fields):
+    values = {"is_published": True, "status": "deployed", "end_logic": "none", **fields}
+    workflow_id = db.execute(
+        "INSERT INTO workflows (name, department, category, sub_category, is_published, status, end_logic)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (name, department, category, sub_category, values["is_published"], values["status"], values["end_logic"])
+    ).fetchone()[0]
+    for order, role in enumerate(roles, start=1):
+        db.execute("INSERT INTO steps (workflow_id, name, role_name, step_order) VALUES (%s, %s, %s, %s)",
+                   (workflow_id, f"step {order}", role, order))
+    return workflow_id
+
+
+def ticket(db, subject="Laptop broken", department="IT", category="Hardware", sub_category=None):
+    return db.execute("INSERT INTO tickets (subject, department, category, sub_category) VALUES (%s, %s, %s, %s)"
+                      " RETURNING id", (subject, department, category, sub_category)).fetchone()[0]
+
+
+def assign(conn, max_assignments=3, batch_size=500, run_id="assign__1"):
+    with AuditedRun(conn, RunWindow("ticket_task_assignment", run_id, datetime.now(timezone.utc))) as run:
+        assign_waiting_tickets(run, TtsClient(attempts=3).users_for_role, max_assignments, batch_size)
+    return run.outcome
+
+
+def task_of(db, ticket_id):
+    return db.execute("SELECT workflow_id, current_step_id, users, status FROM tasks WHERE ticket_id = %s",
+                      (ticket_id,)).fetchone()
+
+
+def test_a_ticket_gets_a_task_on_the_matching_workflows_first_step(db, tts):
+    general = workflow(db, "Hardware triage")
+    laptops = workflow(db, "Laptop repair", sub_category="Laptop", roles=(ROLE, "Facilities"))
+    workflow(db, "Laptop draft", sub_category="Laptop", is_published=False)
+    exact, fallback = ticket(db, sub_category="Laptop"), ticket(db, sub_category="Printer")
+
+    outcome = assign(db)
+    assert (outcome.processed, outcome.changed) == (2, 2)
+    first_step = db.execute("SELECT id FROM steps WHERE workflow_id = %s AND step_order = 1", (laptops,)).fetchone()[0]
+    workflow_id, step_id, users, status = task_of(db, exact)
+    assert (workflow_id, step_id, status) == (laptops, first_step, "pending")
+    assert [(u["userID"], u["status"], u["role"]) for u in users] == [(3, "assigned", ROLE), (6, "assigned", ROLE),
+                                                                      (9, "assigned", ROLE)]
+    assert all(u["assigned_on"].endswith("Z") for u in users)
+    assert task_of(db, fallback)[0] == general
+    assert db.execute("SELECT count(*) FROM tickets WHERE is_task_allocated").fetchone()[0] == 2
+
+
+def test_each_failure_is_kept_on_its_ticket_retried_later_and_never_blocks_the_batch(db, tts):
+    workflow(db, "Hardware")
+    workflow(db, "Empty", category="Empty", roles=())
+    workflow(db, "Nobody", category="Nobody", roles=("Ghost role",))
+    good = ticket(db)
+    no_workflow = ticket(db, category="Unknown")
+    no_steps = ticket(db, category="Empty")
+    no_users = ticket(db, category="Nobody")
+
+    outcome = assign(db)
+    assert outcome.details["created"] == 1 and outcome.details["failed"] == 3
+    assert task_of(db, good) is not None
+    rows = dict((r[0], r[1:]) for r in db.execute(
+        "SELECT id, allocation_error, allocation_attempts, next_allocation_at > clock_timestamp(), is_task_allocated"
+        " FROM tickets WHERE id <> %s", (good,)).fetchall())
+    assert rows[no_workflow] == ("no published, deployed workflow matches the ticket", 1, True, False)
+    assert rows[no_steps] == ("the matching workflow has no steps", 1, True, False)
+    assert rows[no_users] == ("no users for role 'Ghost role'", 1, True, False)
+
+    assert assign(db, run_id="assign__2").processed == 0  # backing off: not retried every few seconds
+    tts.roles["Ghost role"] = [42]
+    db.execute("UPDATE tickets SET next_allocation_at = clock_timestamp() WHERE id = %s", (no_users,))
+    assert assign(db, run_id="assign__3").changed == 1
+    assert [u["userID"] for u in task_of(db, no_users)[2]] == [42]
+    assert db.execute("SELECT allocation_error FROM tickets WHERE id = %s", (no_users,)).fetchone()[0] is None
+
+
+@pytest.mark.parametrize("trouble", ["down", "garbage", "not a list"])
+def test_tts_trouble_leaves_the_ticket_waiting_with_the_reason(db, tts, trouble):
+    workflow(db, "Hardware")
+    waiting = ticket(db)
+    if trouble == "down":
+        tts.failures_left = 100
+    else:
+        tts.garbage = ["three", 6] if trouble == "garbage" else {"users": [3]}
+    assign(db)
+    error, allocated = db.execute("SELECT allocation_error, is_task_allocated FROM tickets WHERE id = %s",
+                                  (waiting,)).fetchone()
+    assert not allocated
+    assert ("TTS unreachable or failing" if trouble == "down" else "not a list of user ids") in error
+    if trouble == "down":
+        assert len(tts.calls) == 3  # retried with backoff, then given up for this batch
+
+
+def test_a_brief_tts_outage_is_ridden_out_by_the_retries(db, tts):
+    workflow(db, "Hardware")
+    waiting = ticket(db)
+    tts.failures_left = 2
+    assert assign(db).changed == 1
+    assert task_of(db, waiting) is not None and len(tts.calls) == 3
+
+
+def test_tts_is_called_once_per_role_per_batch(db, tts):
+    workflow(db, "Hardware")
+    workflow(db, "Rooms", department="Facilities", category="Rooms", roles=("Facilities",))
+    for i in range(25):
+        ticket(db, f"hw {i}")
+        ticket(db, f"room {i}", department="Facilities", category="Rooms")
+    outcome = assign(db)
+    assert outcome.changed == 50
+    assert sorted(c.query["role_name"] for c in tts.calls) == ["Facilities", ROLE]
+    assert outcome.details["tts_calls"] == 2
+
+
+def test_round_robin_is_fair_over_1000_tickets_and_7_users(db, tts):
+    tts.roles[ROLE] = [1, 2, 3, 4, 5, 6, 7]
+    workflow(db, "Hardware")
+    db.execute("INSERT INTO tickets (subject, department, category) SELECT 't' || g, 'IT', 'Hardware'"
+               " FROM generate_series(1, 1000) g")
+    assign(db, max_assignments=1)
+    counts = Counter(users[0]["userID"] for (users,) in db.execute("SELECT users FROM tasks"))
+    assert sorted(counts) == [1, 2, 3, 4, 5, 6, 7]
+    assert set(counts.values()) <= {142, 143} and sum(counts.values()) == 1000
+
+
+def test_the_rotation_survives_restarts_and_new_users_go_first_without_shifting_the_rest(db, tts):
+    workflow(db, "Hardware")
+    tts.roles[ROLE] = [1, 2, 3]
+    for _ in range(2):
+        ticket(db)
+    assign(db, max_assignments=1)  # 1, 2 — and the state is in PostgreSQL, not in this process
+    tts.roles[ROLE] = [1, 2, 3, 4]
+    for _ in range(4):
+        ticket(db)
+    assign(db, max_assignments=1, run_id="assign__2")
+    order = [users[0]["userID"] for (users,) in db.execute("SELECT users FROM tasks ORDER BY task_id")]
+    assert order == [1, 2, 3, 4, 1, 2]
+
+
+def test_concurrent_batches_never_hand_out_the_same_slot(db, tts, app_db_url):
+    workflow(db, "Hardware")
+    db.execute("INSERT INTO tickets (subject, department, category) SELECT 't' || g, 'IT', 'Hardware'"
+               " FROM generate_series(1, 300) g")
+    barrier, errors = threading.Barrier(3), []
+
+    def worker(name):
+        try:
+            with closing(psycopg.connect(app_db_url, autocommit=True)) as conn:
+                barrier.wait()
+                assign(conn, max_assignments=1, batch_size=50, run_id=name)
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(f"assign__{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    counts = Counter(users[0]["userID"] for (users,) in db.execute("SELECT users FROM tasks"))
+    leftovers = db.execute("SELECT id, allocation_error FROM tickets WHERE NOT is_task_allocated").fetchall()
+    assert leftovers == []
+    assert sum(counts.values()) == 300 and sorted(counts.values()) == [100, 100, 100]
+
+
+def test_a_failure_while_creating_the_task_changes_nothing(db, tts):
+    workflow(db, "Hardware")
+    waiting = ticket(db)
+    db.execute("""
+        CREATE FUNCTION fail_task() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'simulated crash creating the task'; END $$;
+        CREATE TRIGGER fail_task BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION fail_task();
+    """)
+    with pytest.raises(psycopg.errors.RaiseException):
+        assign(db)
+    assert db.execute("SELECT is_task_allocated FROM tickets WHERE id = %s", (waiting,)).fetchone()[0] is False
+    assert db.execute("SELECT count(*) FROM role_rotation").fetchone()[0] == 0
+    db.execute("DROP TRIGGER fail_task ON tasks; DROP FUNCTION fail_task()")
+    assert assign(db, run_id="assign__2").changed == 1
+
+
+def test_intake_creates_then_updates_by_external_id_and_a_retry_creates_nothing_twice(db):
+    fields = {"subject": "VPN down", "department": "IT", "category": "Network", "external_id": "EXT-1",
+              "requester_email": "ana@example.com"}
+    created = receive_ticket(db, fields, intake_key="ticket_intake/run1")
+    updated = receive_ticket(db, {**fields, "subject": "VPN down again", "priority": "urgent"}, "ticket_intake/run2")
+    assert created["action"] == "created" and updated == {"ticket_id": created["ticket_id"], "action": "updated"}
+    assert db.execute("SELECT subject, priority FROM tickets WHERE id = %s", (created["ticket_id"],)).fetchone() == (
+        "VPN down again", "urgent")
+
+    anonymous = {"subject": "Printer jam", "department": "IT", "category": "Printers"}
+    first = receive_ticket(db, anonymous, "ticket_intake/run3")
+    retried = receive_ticket(db, anonymous, "ticket_intake/run3")
+    assert first == retried and first["action"] == "created"
+    assert db.execute("SELECT count(*) FROM tickets").fetchone()[0] == 2
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"department": "IT", "category": "X"}, "subject is required"),
+    ({"subject": "  ", "department": "IT", "category": "X"}, "subject is required"),
+    ({"subject": "s", "department": "IT", "category": "X", "priority": "asap"}, "priority must be one of"),
+    ({"subject": "s", "department": "IT", "category": "X", "requester_email": "nobody"}, "not an email address"),
+    ({"subject": "s", "department": "IT", "category": "X", "colour": "red"}, "unknown fields: colour"),
+    ({"subject": 7, "department": "IT", "category": "X"}, "subject must be text"),
+])
+def test_bad_tickets_are_refused_with_a_clear_message_and_nothing_is_written(db, fields, message):
+    with pytest.raises(InvalidTicket, match=message):
+        receive_ticket(db, fields, "ticket_intake/bad")
+    assert db.execute("SELECT count(*) FROM tickets").fetchone()[0] == 0
