@@ -37,6 +37,29 @@ def _users_by_role(roles: set[str], users_for_role: Callable[[str], list[int]]) 
     return found
 
 
+def allocate_ticket(conn: psycopg.Connection, ticket_id: int, users_for_role: Callable[[str], list[int]],
+                    max_assignments: int) -> str:
+    """One ticket, now (the manual "create task for ticket"): 'created', 'failed' (see allocation_error) or 'taken'."""
+    with conn.transaction():
+        conn.execute("UPDATE tickets SET next_allocation_at = NULL WHERE id = %s AND NOT is_task_allocated",
+                     (ticket_id,))
+        matched = conn.execute(queries.load("assignment/match_pending"), {"limit": 1, "ticket_id": ticket_id}).fetchone()
+        if matched is None:
+            return "taken"
+        _, workflow_id, step_id, role = matched
+        users = _users_by_role({role}, users_for_role).get(role) if role else None
+        return _allocate_one(conn, ticket_id, workflow_id, step_id, role, users, max_assignments)
+
+
+def pick_users(conn: psycopg.Connection, role: str, users: list[int], max_assignments: int) -> list[int]:
+    """The next users of `role` in the durable round-robin; their turn is taken in the caller's transaction."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('role_rotation:' || %s))", (role,))
+    chosen = [user for (user,) in conn.execute(queries.load("assignment/next_users"),
+                                                {"role": role, "users": users, "limit": max_assignments})]
+    conn.execute(queries.load("assignment/take_turn"), {"role": role, "users": chosen})
+    return chosen
+
+
 def _allocate_one(conn: psycopg.Connection, ticket_id: int, workflow_id, step_id, role, users, max_assignments: int):
     """In the caller's transaction: the ticket's task, or its failure. Returns 'created', 'failed' or 'taken'."""
     if conn.execute("SELECT 1 FROM tickets WHERE id = %s AND NOT is_task_allocated FOR UPDATE SKIP LOCKED",
@@ -49,10 +72,7 @@ def _allocate_one(conn: psycopg.Connection, ticket_id: int, workflow_id, step_id
         conn.execute(queries.load("assignment/record_failure"), {"ticket_id": ticket_id, "error": error})
         log.warning("ticket %s has no task yet: %s", ticket_id, error)
         return "failed"
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext('role_rotation:' || %s))", (role,))
-    chosen = [user for (user,) in conn.execute(queries.load("assignment/next_users"),
-                                                {"role": role, "users": users, "limit": max_assignments})]
-    conn.execute(queries.load("assignment/take_turn"), {"role": role, "users": chosen})
+    chosen = pick_users(conn, role, users, max_assignments)
     conn.execute(queries.load("assignment/create_task"),
                  {"ticket_id": ticket_id, "workflow_id": workflow_id, "step_id": step_id, "role": role,
                   "users": chosen})
@@ -64,7 +84,8 @@ def assign_waiting_tickets(run: AuditedRun, users_for_role: Callable[[str], list
     """Serve every ticket waiting for a task, batch after batch, until none is due."""
     conn = run.conn
     while True:
-        pending = conn.execute(queries.load("assignment/match_pending"), {"limit": batch_size}).fetchall()
+        pending = conn.execute(queries.load("assignment/match_pending"),
+                               {"limit": batch_size, "ticket_id": None}).fetchall()
         if not pending:
             return
         users = _users_by_role({role for *_, role in pending if role}, users_for_role)

@@ -36,6 +36,7 @@ SUBJECTS = {
     "reservation_cancelled": "Your Reservation has been Cancelled",
     "reservation_new_admin": "New Reservation #{reservation_id} - Action Required",
     "event_reminder": "Reminder: {title} starts on {date} at {time}",
+    "task_completed": "Ticket #{ticket_id} is done: {ticket_subject}",
 }
 RETRY_BASE_SECONDS = 30
 #: Refusals of one message (its recipient, sender or content); the session stays usable.
@@ -118,7 +119,7 @@ def _environment(autoescape: bool) -> jinja2.Environment:
 
 def render(template: str, context: dict, timezone: str) -> tuple[str, str, str]:
     """Subject, plain text and HTML of one message; dates as dd/mm/YYYY and HH:MM in `timezone`."""
-    start = datetime.fromisoformat(context["start_time"]).astimezone(ZoneInfo(timezone))
+    start = datetime.fromisoformat(context.get("start_time") or context["completed_at"]).astimezone(ZoneInfo(timezone))
     values = {**context, "date": start.strftime("%d/%m/%Y"), "time": start.strftime("%H:%M")}
     subject = SUBJECTS[template].format(**values)
     text = _environment(False).get_template(f"{template}.txt.j2").render(subject=subject, **values)

@@ -45,6 +45,8 @@ CREATE TRIGGER tickets_notify
     AFTER INSERT ON tickets
     FOR EACH STATEMENT EXECUTE FUNCTION ticketflow_tickets_notify();
 
+ALTER TABLE tasks ADD COLUMN completed_at timestamptz;
+
 -- Completing a task whose workflow ends with a notification tells the requester.
 ALTER TABLE email_outbox DROP CONSTRAINT email_outbox_template_check;
 ALTER TABLE email_outbox ADD CONSTRAINT email_outbox_template_check

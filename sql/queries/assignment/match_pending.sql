@@ -16,5 +16,6 @@ LEFT JOIN LATERAL (
 ) AS s ON true
 WHERE NOT t.is_task_allocated AND NOT t.is_recurring AND NOT t.archived
   AND (t.next_allocation_at IS NULL OR t.next_allocation_at <= clock_timestamp())
+  AND (%(ticket_id)s::bigint IS NULL OR t.id = %(ticket_id)s::bigint)
 ORDER BY t.created_at, t.id
 LIMIT %(limit)s

@@ -1,0 +1,119 @@
+"""The task lifecycle library against real PostgreSQL: each action, and every refusal changing nothing."""
+
+import pytest
+
+from ticketflow import tasks
+from ticketflow.tasks import TaskError, TaskNotFound
+
+ROLES = {"Tech": [3, 6, 9], "Lead": [1]}
+
+
+def users_for_role(role):
+    return ROLES.get(role, [])
+
+
+@pytest.fixture
+def setup(db):
+    workflow = db.execute("INSERT INTO workflows (name, department, category, is_published, status, end_logic)"
+                          " VALUES ('Laptop repair', 'IT', 'HW', true, 'deployed', 'notification') RETURNING id"
+                          ).fetchone()[0]
+    steps = [db.execute("INSERT INTO steps (workflow_id, name, role_name, step_order) VALUES (%s, %s, %s, %s)"
+                        " RETURNING id", (workflow, name, role, order)).fetchone()[0]
+             for order, (name, role) in enumerate([("Diagnose", "Tech"), ("Sign-off", "Lead")], start=1)]
+    ticket = db.execute("INSERT INTO tickets (subject, department, category, requester_email)"
+                        " VALUES ('Laptop dead', 'IT', 'HW', 'ana@example.com') RETURNING id").fetchone()[0]
+    task = tasks.create_task_for_ticket(db, ticket, users_for_role, max_assignments=2)
+    return {"workflow": workflow, "steps": steps, "ticket": ticket, "task": task}
+
+
+def _snapshot(db, task_id):
+    return db.execute("SELECT users, status, current_step_id FROM tasks WHERE task_id = %s", (task_id,)).fetchone()
+
+
+def test_a_task_created_by_hand_has_the_serializers_fields(db, setup):
+    task = setup["task"]
+    assert (task["ticket_subject"], task["workflow_name"], task["current_step_name"], task["current_step_role"],
+            task["assigned_users_count"], task["status"]) == ("Laptop dead", "Laptop repair", "Diagnose", "Tech", 2,
+                                                              "pending")
+    assert [u["userID"] for u in task["users"]] == [3, 6]
+    with pytest.raises(TaskError, match="already has a task"):
+        tasks.create_task_for_ticket(db, setup["ticket"], users_for_role, 2)
+    with pytest.raises(TaskNotFound):
+        tasks.create_task_for_ticket(db, 999_999, users_for_role, 2)
+
+
+def test_list_filters_and_paginates(db, setup):
+    assert [t["task_id"] for t in tasks.list_tasks(db, status="pending")] == [setup["task"]["task_id"]]
+    assert tasks.list_tasks(db, status="completed") == []
+    assert tasks.list_tasks(db, ticket_id=setup["ticket"])[0]["workflow_id"] == setup["workflow"]
+    assert tasks.list_tasks(db, workflow_id=setup["workflow"], offset=1) == []
+    with pytest.raises(TaskError, match="status must be one of"):
+        tasks.list_tasks(db, status="done")
+
+
+def test_users_are_assigned_and_their_status_moves_the_task(db, setup):
+    task_id = setup["task"]["task_id"]
+    task = tasks.assign_user(db, task_id, 12, role="Tech")
+    assert [u["userID"] for u in task["users"]] == [3, 6, 12] and task["users"][-1]["assigned_on"].endswith("Z")
+    task = tasks.update_user_status(db, task_id, 6, "in_progress")
+    assert task["status"] == "in_progress"
+    assert {u["userID"]: u["status"] for u in task["users"]} == {3: "assigned", 6: "in_progress", 12: "assigned"}
+
+
+@pytest.mark.parametrize("action, message", [
+    (lambda db, t: tasks.assign_user(db, t, 3), "already assigned"),
+    (lambda db, t: tasks.assign_user(db, t, -4), "positive integer"),
+    (lambda db, t: tasks.update_user_status(db, t, 77, "in_progress"), "not assigned"),
+    (lambda db, t: tasks.update_user_status(db, t, 3, "sleeping"), "user status must be one of"),
+    (lambda db, t: tasks.complete_task(db, 999_999), "does not exist"),
+])
+def test_invalid_requests_are_refused_and_change_nothing(db, setup, action, message):
+    task_id = setup["task"]["task_id"]
+    before = _snapshot(db, task_id)
+    with pytest.raises(TaskError, match=message):
+        action(db, task_id)
+    assert _snapshot(db, task_id) == before
+
+
+def test_steps_advance_with_the_next_roles_users_and_the_last_step_completes_and_notifies(db, setup):
+    task_id = setup["task"]["task_id"]
+    task = tasks.move_to_next_step(db, task_id, users_for_role, 2)
+    assert (task["current_step_name"], [u["userID"] for u in task["users"]], task["status"]) == (
+        "Sign-off", [1], "in_progress")
+    task = tasks.move_to_next_step(db, task_id, users_for_role, 2)
+    assert task["status"] == "completed" and task["completed_at"] is not None
+    mail = db.execute("SELECT template, recipient, context->>'ticket_subject' FROM email_outbox"
+                      " WHERE template = 'task_completed'").fetchall()
+    assert mail == [("task_completed", "ana@example.com", "Laptop dead")]
+    for action in (lambda: tasks.complete_task(db, task_id), lambda: tasks.move_to_next_step(db, task_id, users_for_role, 2),
+                   lambda: tasks.assign_user(db, task_id, 50)):
+        with pytest.raises(TaskError, match="is completed"):
+            action()
+
+
+def test_completing_a_cancelled_task_is_refused(db, setup):
+    task_id = setup["task"]["task_id"]
+    db.execute("UPDATE tasks SET status = 'cancelled' WHERE task_id = %s", (task_id,))
+    with pytest.raises(TaskError, match="is cancelled: it cannot be completed"):
+        tasks.complete_task(db, task_id)
+    assert _snapshot(db, task_id)[1] == "cancelled"
+    assert db.execute("SELECT count(*) FROM email_outbox WHERE template = 'task_completed'").fetchone()[0] == 0
+
+
+def test_workflow_statistics_count_by_status_and_time_to_complete(db, setup):
+    task_id = setup["task"]["task_id"]
+    tasks.complete_task(db, task_id)
+    db.execute("UPDATE tasks SET created_at = completed_at - interval '90 minutes' WHERE task_id = %s", (task_id,))
+    [stats] = tasks.workflow_statistics(db)
+    assert (stats["workflow_name"], stats["total"], stats["by_status"]["completed"], stats["by_status"]["pending"],
+            stats["mean_seconds_to_complete"]) == ("Laptop repair", 1, 1, 0, 5400.0)
+
+
+def test_the_completion_email_renders(db, setup):
+    from ticketflow.outbox import render
+
+    tasks.complete_task(db, setup["task"]["task_id"])
+    context = db.execute("SELECT context FROM email_outbox WHERE template = 'task_completed'").fetchone()[0]
+    subject, text, html = render("task_completed", context, "UTC")
+    assert subject == f"Ticket #{setup['ticket']} is done: Laptop dead"
+    assert '"Laptop dead", was completed on' in text and "(Laptop repair)" in text and "<em>Laptop dead</em>" in html
