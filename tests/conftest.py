@@ -86,3 +86,30 @@ def db(app_db_url) -> Iterator[psycopg.Connection]:
     with closing(psycopg.connect(app_db_url, autocommit=True)) as conn:
         conn.execute(f"TRUNCATE {', '.join(APP_TABLES)} RESTART IDENTITY CASCADE")
         yield conn
+
+
+def run_concurrently(database_url: str, names: list[str], work, timeout: float = 120) -> dict:
+    """Run `work(conn, name)` in one thread per name, each on its own connection, started together.
+
+    Returns each name's result; re-raises the first error any of them hit.
+    """
+    import threading
+
+    barrier, results, errors = threading.Barrier(len(names)), {}, []
+
+    def worker(name):
+        try:
+            with closing(psycopg.connect(database_url, autocommit=True)) as conn:
+                barrier.wait()
+                results[name] = work(conn, name)
+        except Exception as exc:  # handed to the caller below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    if errors:
+        raise errors[0]
+    return results

@@ -1,14 +1,13 @@
 """Intake and automatic task creation against real PostgreSQL and a real TTS server."""
 
-import threading
 from collections import Counter
-from contextlib import closing
 from dataclasses import replace
 from datetime import datetime, timezone
 
 import psycopg
 import pytest
 
+from conftest import run_concurrently
 from ticketflow.assignment import assign_waiting_tickets
 from ticketflow.audit import AuditedRun, RunWindow
 from ticketflow.dev.stack import Ports, connections
@@ -168,22 +167,8 @@ def test_concurrent_batches_never_hand_out_the_same_slot(db, tts, app_db_url):
     workflow(db, "Hardware")
     db.execute("INSERT INTO tickets (subject, department, category) SELECT 't' || g, 'IT', 'Hardware'"
                " FROM generate_series(1, 300) g")
-    barrier, errors = threading.Barrier(3), []
-
-    def worker(name):
-        try:
-            with closing(psycopg.connect(app_db_url, autocommit=True)) as conn:
-                barrier.wait()
-                assign(conn, max_assignments=1, batch_size=50, run_id=name)
-        except Exception as exc:  # surfaced by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(f"assign__{i}",)) for i in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert errors == []
+    run_concurrently(app_db_url, ["assign__0", "assign__1", "assign__2"],
+                     lambda conn, name: assign(conn, max_assignments=1, batch_size=50, run_id=name))
     counts = Counter(users[0]["userID"] for (users,) in db.execute("SELECT users FROM tasks"))
     leftovers = db.execute("SELECT id, allocation_error FROM tickets WHERE NOT is_task_allocated").fetchall()
     assert leftovers == []

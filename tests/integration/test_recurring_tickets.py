@@ -1,12 +1,11 @@
 """Recurring ticket processing against a real PostgreSQL: exactly once, in every situation the seed got wrong."""
 
-import threading
-from contextlib import closing
 from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
 
+from conftest import run_concurrently
 from ticketflow.audit import AuditedRun, RunWindow
 from ticketflow.recurring import create_due_occurrences
 
@@ -127,24 +126,11 @@ def test_two_runs_over_the_same_interval_in_parallel_create_each_occurrence_once
     db.execute("INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
                " next_occurrence, missed_policy) SELECT 'T' || g, 'IT', 'Ops', true, 'daily', %s, 'create_all'"
                " FROM generate_series(1, 2000) g", (T0,))
-    barrier = threading.Barrier(2)
-    results, errors = {}, []
+    def one_run(conn, name):
+        conn.execute("SET lock_timeout = '1s'")  # waiting for the other run's rows would fail the test
+        return run(conn, T0 + timedelta(days=1), run_id=name, batch_size=100).changed
 
-    def worker(name):
-        try:
-            with closing(psycopg.connect(app_db_url, autocommit=True)) as conn:
-                conn.execute("SET lock_timeout = '1s'")  # waiting for the other run's rows would fail the test
-                barrier.wait()
-                results[name] = run(conn, T0 + timedelta(days=1), run_id=name, batch_size=100).changed
-        except Exception as exc:  # surfaced by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(f"run_{i}",)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    results = run_concurrently(app_db_url, ["run_0", "run_1"], one_run)
     assert sum(results.values()) == 4000
     assert db.execute("SELECT count(*), count(DISTINCT (recurring_parent_id, occurrence_at)) FROM tickets"
                       " WHERE recurring_parent_id IS NOT NULL").fetchone() == (4000, 4000)
