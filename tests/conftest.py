@@ -88,11 +88,14 @@ def db(app_db_url) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-def run_concurrently(database_url: str, names: list[str], work, timeout: float = 120) -> dict:
-    """Run `work(conn, name)` in one thread per name, each on its own connection, started together.
+@pytest.fixture
+def run_concurrently(app_db_url):
+    """Runs `work(conn, name)` in one thread per name, each on its own connection to the test database,
+    started together; returns each name's result and re-raises the first error any of them hit."""
+    return lambda names, work, timeout=120: _run_concurrently(app_db_url, names, work, timeout)
 
-    Returns each name's result; re-raises the first error any of them hit.
-    """
+
+def _run_concurrently(database_url: str, names: list[str], work, timeout: float) -> dict:
     import threading
 
     barrier, results, errors = threading.Barrier(len(names)), {}, []

@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 import psycopg
 import pytest
 
-from conftest import run_concurrently
 from ticketflow.assignment import assign_waiting_tickets
 from ticketflow.audit import AuditedRun, RunWindow
 from ticketflow.dev.stack import Ports, connections
@@ -163,11 +162,11 @@ def test_the_rotation_survives_restarts_and_new_users_go_first_without_shifting_
     assert order == [1, 2, 3, 4, 1, 2]
 
 
-def test_concurrent_batches_never_hand_out_the_same_slot(db, tts, app_db_url):
+def test_concurrent_batches_never_hand_out_the_same_slot(db, tts, run_concurrently):
     workflow(db, "Hardware")
     db.execute("INSERT INTO tickets (subject, department, category) SELECT 't' || g, 'IT', 'Hardware'"
                " FROM generate_series(1, 300) g")
-    run_concurrently(app_db_url, ["assign__0", "assign__1", "assign__2"],
+    run_concurrently(["assign__0", "assign__1", "assign__2"],
                      lambda conn, name: assign(conn, max_assignments=1, batch_size=50, run_id=name))
     counts = Counter(users[0]["userID"] for (users,) in db.execute("SELECT users FROM tasks"))
     leftovers = db.execute("SELECT id, allocation_error FROM tickets WHERE NOT is_task_allocated").fetchall()

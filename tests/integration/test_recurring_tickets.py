@@ -5,7 +5,6 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from conftest import run_concurrently
 from ticketflow.audit import AuditedRun, RunWindow
 from ticketflow.recurring import create_due_occurrences
 
@@ -122,7 +121,7 @@ def test_a_failure_between_creating_and_advancing_leaves_no_trace(db):
     assert db.execute("SELECT status FROM recurring_ticket_runs").fetchone()[0] == "success"
 
 
-def test_two_runs_over_the_same_interval_in_parallel_create_each_occurrence_once(db, app_db_url):
+def test_two_runs_over_the_same_interval_in_parallel_create_each_occurrence_once(db, run_concurrently):
     db.execute("INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
                " next_occurrence, missed_policy) SELECT 'T' || g, 'IT', 'Ops', true, 'daily', %s, 'create_all'"
                " FROM generate_series(1, 2000) g", (T0,))
@@ -130,7 +129,7 @@ def test_two_runs_over_the_same_interval_in_parallel_create_each_occurrence_once
         conn.execute("SET lock_timeout = '1s'")  # waiting for the other run's rows would fail the test
         return run(conn, T0 + timedelta(days=1), run_id=name, batch_size=100).changed
 
-    results = run_concurrently(app_db_url, ["run_0", "run_1"], one_run)
+    results = run_concurrently(["run_0", "run_1"], one_run)
     assert sum(results.values()) == 4000
     assert db.execute("SELECT count(*), count(DISTINCT (recurring_parent_id, occurrence_at)) FROM tickets"
                       " WHERE recurring_parent_id IS NOT NULL").fetchone() == (4000, 4000)
