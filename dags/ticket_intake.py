@@ -24,8 +24,8 @@ from ticketflow.dagkit import DAG_DEFAULTS, app_connection
     schedule=None,
     tags=["ticketflow", "tickets", "intake"],
     doc_md=__doc__,
-    params={name: Param(None if name in intake.OPTIONAL else intake.FIELD_SCHEMAS[name].get("default", ""),
-                        **intake.FIELD_SCHEMAS[name]) for name in (*intake.REQUIRED, *intake.OPTIONAL)},
+    params={name: Param(None if name in intake.OPTIONAL else "", **intake.FIELD_SCHEMAS[name])
+            for name in (*intake.REQUIRED, *intake.OPTIONAL)},
     **{**DAG_DEFAULTS, "max_active_runs": 16},
 )
 def ticket_intake():

@@ -79,8 +79,11 @@ def _save(conn: psycopg.Connection, task_id: int, **columns) -> None:
                  {**columns, "task_id": task_id})
 
 
-def _assignment(user_id: int, role: str | None) -> dict:
-    return {"userID": user_id, "status": "assigned", "role": role, "assigned_on": None}
+def _new_assignments(conn: psycopg.Connection, user_ids: list[int], role: str | None) -> list[dict]:
+    """The seed's assignment objects, stamped with the database's clock (as the assignment DAG stamps them)."""
+    stamp = conn.execute("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+                         ).fetchone()[0]
+    return [{"userID": user_id, "status": "assigned", "assigned_on": stamp, "role": role} for user_id in user_ids]
 
 
 def create_task_for_ticket(conn: psycopg.Connection, ticket_id: int, users_for_role: Callable[[str], list[int]],
@@ -108,10 +111,7 @@ def assign_user(conn: psycopg.Connection, task_id: int, user_id: int, role: str 
             raise TaskError(f"task {task_id} is {status}: no user can be assigned")
         if any(u["userID"] == user_id for u in users):
             raise TaskError(f"user {user_id} is already assigned to task {task_id}")
-        added = {**_assignment(user_id, role),
-                 "assigned_on": conn.execute("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC',"
-                                             " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')").fetchone()[0]}
-        _save(conn, task_id, users=json.dumps([*users, added]))
+        _save(conn, task_id, users=json.dumps([*users, *_new_assignments(conn, [user_id], role)]))
     return get_task(conn, task_id)
 
 
@@ -172,10 +172,7 @@ def move_to_next_step(conn: psycopg.Connection, task_id: int, users_for_role: Ca
             candidates = users_for_role(role)
             if not candidates:
                 raise TaskError(f"no users for role {role!r}: task {task_id} stays on its step")
-            chosen = pick_users(conn, role, candidates, max_assignments)
-            stamp = conn.execute("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC',"
-                                 " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')").fetchone()[0]
-            users = [{**_assignment(user, role), "assigned_on": stamp} for user in chosen]
+            users = _new_assignments(conn, pick_users(conn, role, candidates, max_assignments), role)
             _save(conn, task_id, current_step_id=next_step, users=json.dumps(users), status="in_progress")
     return get_task(conn, task_id)
 
