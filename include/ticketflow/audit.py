@@ -78,8 +78,26 @@ WHERE dag_id = %(dag_id)s AND run_id = %(run_id)s
 """
 
 
+def open_run(conn: psycopg.Connection, window: RunWindow) -> None:
+    """Write the run's row as `running`, in its own transaction, before any work."""
+    with conn.transaction():
+        conn.execute(_START, window.__dict__)
+
+
+def close_run(conn: psycopg.Connection, window: RunWindow, error: str | None = None) -> None:
+    """End the run's row: `success`, or `error` with the message."""
+    with conn.transaction():
+        conn.execute(_FINISH, {"status": "error" if error else "success", "error": error,
+                               "dag_id": window.dag_id, "run_id": window.run_id})
+
+
 class AuditedRun:
-    """One DAG run's audit row and the units of work it is made of; `outcome` is this try's share."""
+    """One DAG run's audit row and the units of work it is made of; `outcome` is this try's share.
+
+    As a context manager it opens and closes the row around one task. A run
+    spread over several tasks (mapped batches) opens it in the first with
+    `open_run`, adds units from each, and closes it in the last with `close_run`.
+    """
 
     def __init__(self, conn: psycopg.Connection, window: RunWindow):
         self.conn = conn
@@ -87,15 +105,11 @@ class AuditedRun:
         self.outcome = RunOutcome()
 
     def __enter__(self) -> "AuditedRun":
-        with self.conn.transaction():
-            self.conn.execute(_START, self.window.__dict__)
+        open_run(self.conn, self.window)
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        error = None if exc is None else f"{type(exc).__name__}: {exc}"
-        with self.conn.transaction():
-            self.conn.execute(_FINISH, {"status": "error" if exc else "success", "error": error,
-                                        "dag_id": self.window.dag_id, "run_id": self.window.run_id})
+        close_run(self.conn, self.window, None if exc is None else f"{type(exc).__name__}: {exc}")
 
     @contextmanager
     def unit(self) -> Iterator[RunOutcome]:

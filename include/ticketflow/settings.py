@@ -67,3 +67,20 @@ def outbox_max_attempts() -> int:
 def max_assignments() -> int:
     """How many users of the step's role each new task is assigned to (the seed's 3)."""
     return int(_positive_number("TICKETFLOW_MAX_ASSIGNMENTS", 3))
+
+
+#: Airflow connection id and pool of the TeamDynamix Web API (CONTRACT.md).
+TDX_CONN_ID = "tdx_api"
+TDX_POOL = "tdx_api"
+#: Batches calling TDX at once, across all workers (created by `make run` and compose's airflow-init).
+TDX_POOL_SLOTS = 4
+
+
+def tdx_actions_file() -> Path:
+    """The TDX queue's action list (YAML or JSON)."""
+    return Path(os.environ.get("TICKETFLOW_TDX_ACTIONS", PROJECT_ROOT / "config" / "tdx_actions.yaml"))
+
+
+def tdx_report_id() -> int:
+    """The report the scheduled TDX queue works through (the seed's DAEMON_REPORT_ID)."""
+    return int(_positive_number("TICKETFLOW_TDX_REPORT_ID", 1001))

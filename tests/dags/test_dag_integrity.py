@@ -13,7 +13,7 @@ DAGS_DIR = PROJECT_ROOT / "dags"
 CONTRACT_DAG_IDS = {"recurring_tickets", "ticket_intake", "ticket_task_assignment", "tdx_ticket_queue",
                     "reservation_lifecycle", "event_lifecycle", "notifications"}
 #: DAGs Ticketflow adds beside the contract's (documented in the README).
-ADDED_DAG_IDS = {"event_archive", "email_requeue"}
+ADDED_DAG_IDS = {"event_archive", "email_requeue", "tdx_clear_failed_actions"}
 WALL_CLOCK_CALLS = {"now", "utcnow", "today"}
 
 

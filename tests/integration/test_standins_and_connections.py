@@ -54,8 +54,9 @@ def test_tdx_requires_the_bearer_token_from_loginadmin(stack_connections):
                           json={"BEID": conn.login, "WebServicesKey": conn.password}).text
     headers = {"Authorization": f"Bearer {token}"}
     report = requests.get(f"{conn.host}/reports/1001", params={"withData": "true"}, headers=headers).json()
-    assert [row["TicketID"] for row in report["DataRows"]] == [5001, 5002]
+    assert [row["TicketID"] for row in report["DataRows"]] == [5001, 5002, 5003, 5004]
     assert {"ColumnName": "TicketID", "HeaderText": "TicketID"} in report["DisplayedColumns"]
+    assert int(requests.get(f"{conn.host}/reports/1001", headers=headers).headers["X-RateLimit-Remaining"]) >= 0
 
     app = conn.extra_dejson["app_id"]
     posted = requests.post(f"{conn.host}/{app}/tickets/5001/feed", headers=headers,

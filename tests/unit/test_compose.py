@@ -6,6 +6,7 @@ import re
 import pytest
 import yaml
 
+from ticketflow import settings
 from ticketflow.settings import PROJECT_ROOT
 
 AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
@@ -65,9 +66,11 @@ def test_the_contract_connections_are_configured_and_valid(compose):
 def test_project_code_is_mounted_and_init_migrates_both_databases(compose):
     for name in AIRFLOW_SERVICES:
         mounts = {volume.split(":")[1] for volume in compose["services"][name]["volumes"]}
-        assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include", "/opt/airflow/sql"} <= mounts
+        assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include", "/opt/airflow/sql",
+                "/opt/airflow/config"} <= mounts
     init = " ".join(compose["services"]["airflow-init"]["command"])
     assert "airflow db migrate" in init and "python -m ticketflow.migrate" in init
+    assert f"airflow pools set {settings.TDX_POOL} {settings.TDX_POOL_SLOTS} " in init
     for name in AIRFLOW_SERVICES - {"airflow-init"}:
         assert compose["services"][name]["depends_on"]["airflow-init"]["condition"] == \
             "service_completed_successfully"

@@ -32,6 +32,7 @@ from ticketflow.dev import free_port
 from ticketflow.dev.postgres import EmbeddedPostgres
 from ticketflow.migrate import main as migrate_main
 from ticketflow.migrate import migrate
+from ticketflow import settings
 from ticketflow.settings import PROJECT_ROOT, SQL_DIR, database_url_from_env
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -156,6 +157,10 @@ class LocalStack:
         done = self.airflow("db", "migrate")
         if done.returncode != 0:
             raise StackError(f"airflow db migrate failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        pool = self.airflow("pools", "set", settings.TDX_POOL, str(settings.TDX_POOL_SLOTS),
+                            "TeamDynamix Web API: batches calling TDX at once")
+        if pool.returncode != 0:
+            raise StackError(f"airflow pools set failed:\n{pool.stderr[-3000:]}")
         if self.demo_data:
             load_demo_data(self.app_db_url)
 

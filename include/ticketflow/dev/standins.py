@@ -14,12 +14,15 @@ import argparse
 import base64
 import email
 import email.policy
+import email.utils
 import json
 import mailbox
+import math
 import re
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 from aiosmtpd.controller import Controller
 
 from ticketflow.dev import free_port
+from ticketflow.tdx.client import api_method
 
 
 @dataclass
@@ -37,6 +41,8 @@ class RecordedCall:
     path: str
     query: dict
     body: object
+    at: float = field(default_factory=time.monotonic)
+    status: int = 0
 
 
 class _JsonServer(ThreadingHTTPServer):
@@ -66,6 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
         with service.lock:
             service.calls.append(call)
         status, payload, headers = service.handle(call, dict(self.headers))
+        call.status = int(status)
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/plain" if isinstance(payload, str) else "application/json")
@@ -80,6 +87,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         self._dispatch("POST")
+
+    def do_PATCH(self):
+        self._dispatch("PATCH")
 
 
 class StandIn(abc.ABC):
@@ -149,88 +159,180 @@ class TdxData:
     assets: dict[int, dict] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `calls` per `window_seconds` for each API method, as TeamDynamix counts them."""
+
+    calls: int = 60
+    window_seconds: int = 60
+
+
 class TdxStandIn(StandIn):
-    """The TeamDynamix Web API under `/TDWebApi/api`, with TDX's shapes and bearer-token auth."""
+    """The TeamDynamix Web API under `/TDWebApi/api`, with TDX's shapes, bearer-token auth and rate limits.
+
+    Every API method has its own fixed window (`limits` overrides `rate_limit`
+    per method): over it, the answer is 429 with `X-RateLimit-Reset` as an RFC
+    1123 date, and every answer carries `X-RateLimit-Limit` and
+    `X-RateLimit-Remaining`. `fail_next(method, statuses)` makes the next calls
+    of a method fail; `after_apply` runs after a write took effect and before
+    its answer is sent (a test can kill the caller there).
+    """
 
     PREFIX = "/TDWebApi/api"
 
     def __init__(self, beid: str, web_services_key: str, data: TdxData | None = None, port: int = 0,
-                 token_lifetime: int = 86400):
+                 token_lifetime: int = 86400, rate_limit: RateLimit | None = None,
+                 limits: dict[str, RateLimit] | None = None):
         super().__init__(port)
         self.beid, self.web_services_key = beid, web_services_key
         self.data = data or TdxData()
         self.token_lifetime = token_lifetime
+        self.rate_limit = rate_limit or RateLimit()
+        self.limits = dict(limits or {})
+        self.after_apply: Callable[[RecordedCall], None] | None = None
         self._tokens: set[str] = set()
+        self._windows: dict[str, tuple[float, int]] = {}
+        self._failures: dict[str, list[int]] = {}
 
     @property
     def api_url(self) -> str:
         return self.base_url + self.PREFIX
 
+    def fail_next(self, method: str, *statuses: int) -> None:
+        """The next calls of `method` (as `tdx_method` names it) answer these statuses, one each."""
+        with self.lock:
+            self._failures.setdefault(method, []).extend(statuses)
+
+    def revoke_tokens(self) -> None:
+        """Every issued token stops working, as when TDX expires a session early."""
+        with self.lock:
+            self._tokens.clear()
+
+    def calls_to(self, method: str) -> list[RecordedCall]:
+        with self.lock:
+            return [c for c in self.calls if api_method(c.method, c.path[len(self.PREFIX) + 1:]) == method]
+
+    def throttled(self) -> int:
+        """How many calls were answered 429."""
+        with self.lock:
+            return sum(1 for c in self.calls if c.status == HTTPStatus.TOO_MANY_REQUESTS)
+
     def _issue_token(self) -> str:
         def segment(obj: dict) -> str:
             return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
-        token = ".".join([segment({"alg": "none", "typ": "JWT"}),
-                          segment({"exp": int(time.time()) + self.token_lifetime, "n": len(self._tokens)}), "sig"])
-        self._tokens.add(token)
+        with self.lock:
+            token = ".".join([segment({"alg": "none", "typ": "JWT"}),
+                              segment({"exp": int(time.time()) + self.token_lifetime, "n": len(self._tokens)}),
+                              "sig"])
+            self._tokens.add(token)
         return token
+
+    def _count(self, method: str) -> tuple[bool, dict]:
+        """Count one call against its method's window: (allowed, rate-limit headers)."""
+        limit = self.limits.get(method, self.rate_limit)
+        now = time.time()
+        with self.lock:
+            window_end, used = self._windows.get(method, (0.0, 0))
+            if now >= window_end:
+                window_end, used = now + limit.window_seconds, 0
+            allowed = used < limit.calls
+            used += allowed
+            self._windows[method] = (window_end, used)
+        headers = {"X-RateLimit-Limit": str(limit.calls), "X-RateLimit-Remaining": str(limit.calls - used),
+                   "X-RateLimit-Reset": email.utils.formatdate(math.ceil(window_end), usegmt=True)}
+        return allowed, headers
 
     def handle(self, call, headers):
         if not call.path.startswith(self.PREFIX + "/"):
             return HTTPStatus.NOT_FOUND, {"Message": "not found"}, {}
         route = call.path[len(self.PREFIX) + 1:].rstrip("/")
+        method = api_method(call.method, route)
+        allowed, limit_headers = self._count(method)
+        if not allowed:
+            return HTTPStatus.TOO_MANY_REQUESTS, {"Message": "Rate limit exceeded."}, limit_headers
+        with self.lock:
+            failures = self._failures.get(method)
+            failure = failures.pop(0) if failures else None
+        if failure:
+            return failure, {"Message": f"Failure on demand ({failure})"}, limit_headers
+        status, payload = self._answer(call, route, headers)
+        if self.after_apply and call.method != "GET" and status < 300:
+            self.after_apply(call)
+        return status, payload, limit_headers
+
+    def _answer(self, call, route, headers) -> tuple[int, object]:
         if route == "auth/loginadmin" and call.method == "POST":
             body = call.body if isinstance(call.body, dict) else {}
             if body.get("BEID") == self.beid and body.get("WebServicesKey") == self.web_services_key:
-                return HTTPStatus.OK, self._issue_token(), {}
-            return HTTPStatus.UNAUTHORIZED, "Invalid credentials", {}
+                return HTTPStatus.OK, self._issue_token()
+            return HTTPStatus.UNAUTHORIZED, "Invalid credentials"
         auth = headers.get("Authorization") or headers.get("authorization") or ""
-        if auth.removeprefix("Bearer ").strip() not in self._tokens:
-            return HTTPStatus.UNAUTHORIZED, {"Message": "Authorization has been denied for this request."}, {}
-        return self._route(call, route)
+        with self.lock:
+            known = auth.removeprefix("Bearer ").strip() in self._tokens
+        if not known:
+            return HTTPStatus.UNAUTHORIZED, {"Message": "Authorization has been denied for this request."}
+        with self.lock:
+            return self._route(call, route)
 
-    def _route(self, call, route):
+    def _route(self, call, route) -> tuple[int, object]:
         data = self.data
         if match := re.fullmatch(r"reports/(\d+)", route):
             rows = data.reports.get(int(match[1]))
             if rows is None:
-                return HTTPStatus.NOT_FOUND, {"Message": "Report not found"}, {}
-            columns = sorted({key for row in rows for key in row}) or ["TicketID"]
+                return HTTPStatus.NOT_FOUND, {"Message": "Report not found"}
+            columns = list(dict.fromkeys(key for row in rows for key in row)) or ["TicketID"]
             report = {"ID": int(match[1]), "MaxResults": len(rows),
                       "DisplayedColumns": [{"HeaderText": c, "ColumnName": c} for c in columns]}
             if call.query.get("withData", "").lower() == "true":
                 report["DataRows"] = rows
-            return HTTPStatus.OK, report, {}
+            return HTTPStatus.OK, report
         if match := re.fullmatch(r"(\d+)/tickets/(\d+)(/feed|/assets)?(?:/(\d+))?", route):
-            ticket_id = int(match[2])
-            if ticket_id not in data.tickets:
-                return HTTPStatus.NOT_FOUND, {"Message": f"Ticket {ticket_id} not found"}, {}
-            if match[3] is None and call.method == "GET":
-                return HTTPStatus.OK, data.tickets[ticket_id], {}
-            if match[3] == "/feed" and call.method == "GET":
-                return HTTPStatus.OK, data.feeds.get(ticket_id, []), {}
-            if match[3] == "/feed" and call.method == "POST":
-                body = call.body if isinstance(call.body, dict) else {}
-                entry = {"ID": len(data.feeds.get(ticket_id, [])) + 1, "Body": body.get("Comments", ""),
-                         "IsPrivate": bool(body.get("IsPrivate")), "IsRichHtml": bool(body.get("IsRichHtml")),
-                         "IsCommunication": bool(body.get("IsCommunication"))}
-                data.feeds.setdefault(ticket_id, []).append(entry)
-                if body.get("NewStatusID"):
-                    data.tickets[ticket_id]["StatusID"] = body["NewStatusID"]
-                return HTTPStatus.OK, entry, {}
-            if match[3] == "/assets" and call.method == "GET" and match[4] is None:
-                return HTTPStatus.OK, [data.assets[a] for a in data.ticket_assets.get(ticket_id, [])], {}
-            if match[3] == "/assets" and call.method == "POST" and match[4]:
-                asset_id = int(match[4])
-                if asset_id not in data.assets:
-                    return HTTPStatus.NOT_FOUND, {"Message": f"Asset {asset_id} not found"}, {}
-                attached = data.ticket_assets.setdefault(ticket_id, [])
-                if asset_id not in attached:
-                    attached.append(asset_id)
-                return HTTPStatus.OK, {"Message": "Asset added"}, {}
+            return self._ticket_route(call, int(match[2]), match[3], match[4] and int(match[4]))
         if re.fullmatch(r"\d+/assets/search", route) and call.method == "POST":
-            return HTTPStatus.OK, self._search_assets(call.body if isinstance(call.body, dict) else {}), {}
-        return HTTPStatus.NOT_FOUND, {"Message": f"No route for {call.method} {route}"}, {}
+            return HTTPStatus.OK, self._search_assets(call.body if isinstance(call.body, dict) else {})
+        return HTTPStatus.NOT_FOUND, {"Message": f"No route for {call.method} {route}"}
+
+    def _ticket_route(self, call, ticket_id: int, sub: str | None, item: int | None) -> tuple[int, object]:
+        data = self.data
+        if ticket_id not in data.tickets:
+            return HTTPStatus.NOT_FOUND, {"Message": f"Ticket {ticket_id} not found"}
+        body = call.body
+        if sub is None and call.method == "GET":
+            return HTTPStatus.OK, data.tickets[ticket_id]
+        if sub is None and call.method == "PATCH":
+            if not isinstance(body, list) or not all(isinstance(op, dict) and op.get("op") == "replace"
+                                                     and str(op.get("path", "")).startswith("/") for op in body):
+                return HTTPStatus.BAD_REQUEST, {"Message": "Body must be a JSON Patch of replace operations."}
+            for op in body:
+                data.tickets[ticket_id][op["path"][1:]] = op.get("value")
+            return HTTPStatus.OK, data.tickets[ticket_id]
+        if sub == "/feed" and call.method == "GET":
+            return HTTPStatus.OK, data.feeds.get(ticket_id, [])
+        if sub == "/feed" and call.method == "POST":
+            if not isinstance(body, dict) or not isinstance(body.get("Comments"), str):
+                return HTTPStatus.BAD_REQUEST, {"Message": "Comments is required."}
+            feed = data.feeds.setdefault(ticket_id, [])
+            entry = {"ID": ticket_id * 1000 + len(feed) + 1, "Body": body["Comments"],
+                     "IsPrivate": bool(body.get("IsPrivate")), "IsRichHtml": bool(body.get("IsRichHtml")),
+                     "IsCommunication": bool(body.get("IsCommunication")),
+                     "CreatedDate": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            feed.append(entry)
+            if body.get("NewStatusID"):
+                data.tickets[ticket_id]["StatusID"] = body["NewStatusID"]
+            return HTTPStatus.OK, entry
+        if sub == "/assets" and call.method == "GET" and item is None:
+            return HTTPStatus.OK, [{"ID": 700000 + a, "BackingItemID": a, "BackingItemType": 27,
+                                    "Name": data.assets[a].get("Name", "")}
+                                   for a in data.ticket_assets.get(ticket_id, [])]
+        if sub == "/assets" and call.method == "POST" and item:
+            if item not in data.assets:
+                return HTTPStatus.NOT_FOUND, {"Message": f"Asset {item} not found"}
+            attached = data.ticket_assets.setdefault(ticket_id, [])
+            if item not in attached:
+                attached.append(item)
+            return HTTPStatus.OK, {"Message": "Asset added"}
+        return HTTPStatus.NOT_FOUND, {"Message": f"No route for {call.method} {call.path}"}
 
     def _search_assets(self, body: dict) -> list[dict]:
         found = list(self.data.assets.values())
@@ -242,6 +344,8 @@ class TdxStandIn(StandIn):
             found = [a for a in found if a.get("OwningCustomerID") in owners]
         if statuses := body.get("StatusIDs"):
             found = [a for a in found if a.get("StatusID") in statuses]
+        if forms := body.get("FormIDs"):
+            found = [a for a in found if a.get("FormID") in forms]
         return found[: body.get("MaxResults") or 50]
 
 
@@ -291,16 +395,35 @@ class SmtpStandIn:
 
 
 def demo_tdx_data() -> TdxData:
-    """A small TDX world for `make run`: one report over two tickets and a few assets."""
+    """A small TDX world for `make run`: report 1001 with one ticket for each AddAsset phase."""
+    def ticket(ticket_id, title, requestor, description=""):
+        return {"ID": ticket_id, "Title": title, "Description": description, "RequestorUid": requestor,
+                "StatusID": 1, "StatusName": "New", "ResponsibleUid": None, "ResponsibleGroupID": None}
+
+    tickets = {
+        5001: ticket(5001, "Laptop IC-EHLB760-F16 will not boot", "u-ana", "Black screen after the update."),
+        5002: ticket(5002, "Second monitor flickers", "u-ben"),
+        5003: ticket(5003, "Printer keeps jamming", "u-cy"),
+        5004: ticket(5004, "Cannot open shared mailbox", "u-dee"),
+    }
     return TdxData(
-        reports={1001: [{"TicketID": 5001, "Title": "Laptop SN-ABC123 will not boot"},
-                        {"TicketID": 5002, "Title": "Replace monitor LSA-0042"}]},
-        tickets={5001: {"ID": 5001, "Title": "Laptop SN-ABC123 will not boot", "RequestorUid": "u-1",
-                        "StatusID": 1, "Description": "Serial SN-ABC123"},
-                 5002: {"ID": 5002, "Title": "Replace monitor LSA-0042", "RequestorUid": "u-2",
-                        "StatusID": 1, "Description": ""}},
-        assets={9001: {"ID": 9001, "Name": "LSA-0042", "SerialNumber": "MON-77", "StatusID": 1},
-                9002: {"ID": 9002, "Name": "Dell Latitude", "SerialNumber": "SN-ABC123", "StatusID": 1}},
+        reports={1001: [{"TicketID": t["ID"], "Title": t["Title"], "StatusName": t["StatusName"]}
+                        for t in tickets.values()]},
+        tickets=tickets,
+        feeds={5002: [{"ID": 5002001, "Body": "It is the monitor on C02XJ0AXJGH5, desk 4.", "IsPrivate": False,
+                       "IsRichHtml": False, "IsCommunication": True, "CreatedDate": "2026-11-20T09:00:00Z"}]},
+        assets={
+            9001: {"ID": 9001, "Name": "IC-EHLB760-F16", "SerialNumber": "5CG1234XYZ", "StatusID": 1,
+                   "FormID": 2448, "OwningCustomerID": "u-ana"},
+            9002: {"ID": 9002, "Name": "LSA-MBP-0042", "SerialNumber": "C02XJ0AXJGH5", "StatusID": 1,
+                   "FormID": 2448, "OwningCustomerID": "u-ben"},
+            9003: {"ID": 9003, "Name": "psyc-amiemgT01", "SerialNumber": "R8YWA0LX6ZE", "StatusID": 1,
+                   "FormID": 2448, "OwningCustomerID": "u-cy"},
+            9004: {"ID": 9004, "Name": "LSAF-D30H6J3", "SerialNumber": "D30H6J3", "StatusID": 1,
+                   "FormID": 2448, "OwningCustomerID": "u-dee"},
+            9005: {"ID": 9005, "Name": "LSAF-D30H6J4", "SerialNumber": "D30H6J4", "StatusID": 1,
+                   "FormID": 2448, "OwningCustomerID": "u-dee"},
+        },
     )
 
 

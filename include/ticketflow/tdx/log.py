@@ -1,0 +1,46 @@
+"""Reading and tending the action log: a ticket's history, statistics, clearing failures for a retry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+
+def ticket_actions(conn: psycopg.Connection, ticket_id: int) -> list[dict[str, Any]]:
+    """Every action recorded for one ticket, newest first (the seed's `get_ticket_actions`)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT log_id, ticket_id, action_type, action_id, action_hash, status, executed_at, error_message,"
+            " metadata, dag_run_id FROM meta.daemon_action_log WHERE ticket_id = %s"
+            " ORDER BY executed_at DESC, action_id", (ticket_id,)).fetchall()
+
+
+def action_stats(conn: psycopg.Connection) -> dict[str, Any]:
+    """Totals by status and by action type (the seed's `get_action_stats`)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        summary = cur.execute("SELECT * FROM meta.daemon_activity_summary ORDER BY action_type, status").fetchall()
+    by_status: dict[str, int] = {}
+    by_type: dict[str, int] = {}
+    for row in summary:
+        by_status[row["status"]] = by_status.get(row["status"], 0) + row["actions"]
+        by_type[row["action_type"]] = by_type.get(row["action_type"], 0) + row["actions"]
+    return {"total_actions": sum(by_status.values()), "by_status": by_status, "by_type": by_type,
+            "summary": summary}
+
+
+def recent_activity(conn: psycopg.Connection, limit: int = 100) -> list[dict[str, Any]]:
+    """The last 24 hours of actions, newest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM meta.daemon_recent_activity LIMIT %s", (limit,)).fetchall()
+
+
+def clear_failed_actions(conn: psycopg.Connection, ticket_id: int | None = None) -> int:
+    """Forget failed actions (of one ticket, or all) so the next run tries them again; how many were cleared."""
+    with conn.transaction():
+        cleared = conn.execute(
+            "DELETE FROM meta.daemon_action_log WHERE status = 'failed'"
+            " AND (%(ticket_id)s::integer IS NULL OR ticket_id = %(ticket_id)s::integer)",
+            {"ticket_id": ticket_id})
+    return cleared.rowcount
