@@ -197,7 +197,7 @@ class TdxClient:
             answer = self._send(http_method, path, params=params, json=json, token=token, repeatable=repeatable)
             if answer.status_code == 401 and not logged_in_again:
                 log.info("TDX refused the token for %s; logging in again", api_method(http_method, path))
-                self._token, logged_in_again = None, True
+                self._token, logged_in_again = self._login(), True  # not the store: it holds the refused one
                 continue
             if answer.status_code == 401:
                 raise TdxError(f"{api_method(http_method, path)} refused a fresh token (401): check the "
