@@ -303,7 +303,7 @@ def test_tdx_errors_fail_the_action_with_its_answer_and_clearing_retries_it(db, 
 def test_429_storms_are_waited_out_and_lose_or_double_nothing(db, tdx, run_concurrently):
     stand_in = tdx(world(*[ticket(i) for i in range(1, 13)]), rate_limit=RateLimit(4, 1))
     queue = config(COMMENT)
-    clients = {name: client_for(stand_in, slow_below=0) for name in "ab"}  # no pacing: meet the 429s
+    clients = {name: client_for(stand_in, pace=False) for name in "ab"}  # no pacing: meet the 429s
     run_concurrently(list(clients), lambda conn, name: run_queue(conn, stand_in, queue, name, client=clients[name]))
     assert stand_in.throttled() > 0
     assert stand_in.throttled() == sum(c.throttled for c in clients.values())

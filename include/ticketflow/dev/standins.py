@@ -405,10 +405,16 @@ def demo_tdx_data() -> TdxData:
         5002: ticket(5002, "Second monitor flickers", "u-ben"),
         5003: ticket(5003, "Printer keeps jamming", "u-cy"),
         5004: ticket(5004, "Cannot open shared mailbox", "u-dee"),
+        # Report 1002 is not the scheduled one: only runs asked for by hand touch it.
+        5101: ticket(5101, "Dock for LSAF-D30H6J4 keeps disconnecting", "u-dee"),
+        5102: ticket(5102, "Slow login", "u-eve"),
     }
+
+    def report(*ids):
+        return [{"TicketID": i, "Title": tickets[i]["Title"], "StatusName": tickets[i]["StatusName"]} for i in ids]
+
     return TdxData(
-        reports={1001: [{"TicketID": t["ID"], "Title": t["Title"], "StatusName": t["StatusName"]}
-                        for t in tickets.values()]},
+        reports={1001: report(5001, 5002, 5003, 5004), 1002: report(5101, 5102)},
         tickets=tickets,
         feeds={5002: [{"ID": 5002001, "Body": "It is the monitor on C02XJ0AXJGH5, desk 4.", "IsPrivate": False,
                        "IsRichHtml": False, "IsCommunication": True, "CreatedDate": "2026-11-20T09:00:00Z"}]},

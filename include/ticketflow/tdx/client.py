@@ -4,9 +4,10 @@
   `tdx_api` connection. The token is reused until shortly before its JWT `exp`
   (across task processes through a `TokenStore`), and a 401 logs in again once.
 - Rate limits: TDX counts calls per API method. A 429 waits until
-  `X-RateLimit-Reset` plus `reset_margin` (5 s); when `X-RateLimit-Remaining`
-  runs low the client spreads the remaining calls over the rest of the window,
-  so it rarely meets a 429 at all.
+  `X-RateLimit-Reset` plus `reset_margin` (5 s). Before that, once
+  `X-RateLimit-Remaining` falls under half the limit, the client spreads the
+  remaining calls over the rest of the window, and it leaves `reserve` calls
+  (one per other worker that may be calling at the same time) untouched.
 - Failures: a timeout, a dropped connection or a 5xx is retried with
   exponential backoff when the call is safe to repeat. A write whose outcome is
   unknown raises `TdxOutcomeUnknown` instead: the caller looks before it writes
@@ -106,6 +107,7 @@ def api_method(http_method: str, path: str) -> str:
 
 @dataclass
 class _Budget:
+    limit: int
     remaining: int
     resets_at: float
 
@@ -118,12 +120,13 @@ class TdxClient:
 
     def __init__(self, settings: TdxSettings, *, token_store: TokenStore | None = None,
                  timeout: tuple[float, float] = (5, 30), attempts: int = 4, backoff_seconds: float = 1.0,
-                 reset_margin: float = 5.0, slow_below: int = 5, max_throttled: int = 20,
+                 reset_margin: float = 5.0, pace: bool = True, reserve: int = 4, max_throttled: int = 20,
                  on_secret: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep):
         self.settings = settings
         self.token_store = token_store
         self.timeout, self.attempts, self.backoff_seconds = timeout, attempts, backoff_seconds
-        self.reset_margin, self.slow_below, self.max_throttled = reset_margin, slow_below, max_throttled
+        self.reset_margin, self.max_throttled = reset_margin, max_throttled
+        self.pace, self.reserve = pace, reserve
         self.on_secret = on_secret or (lambda secret: None)
         self.sleep = sleep
         self.calls: Counter[str] = Counter()
@@ -263,27 +266,28 @@ class TdxClient:
             return 60.0  # no usable reset date: TDX windows are a minute long
 
     def _remember_budget(self, method: str, headers) -> None:
-        remaining = headers.get("X-RateLimit-Remaining")
-        if remaining is None or not remaining.strip().lstrip("-").isdigit():
+        try:
+            limit, remaining = int(headers["X-RateLimit-Limit"]), int(headers["X-RateLimit-Remaining"])
+        except (KeyError, TypeError, ValueError):
             return
         with self._lock:
-            self._budgets[method] = _Budget(int(remaining), time.time() + self._until_reset(headers))
+            self._budgets[method] = _Budget(limit, remaining, time.time() + self._until_reset(headers))
 
     def _pace(self, method: str) -> None:
-        """Before a call: wait out an empty budget, and spread a low one over the rest of its window."""
+        """Before a call: wait out a spent budget, and spread a low one over the rest of its window."""
         with self._lock:
             budget = self._budgets.get(method)
-        if budget is None:
+        if budget is None or not self.pace:
             return
         left = budget.resets_at - time.time()
+        reserve = min(self.reserve, budget.limit // 10)
         if left <= 0:
             with self._lock:
                 self._budgets.pop(method, None)
-            return
-        if budget.remaining <= 0:
+        elif budget.remaining <= reserve:
             log.info("TDX %s: rate limit reached; waiting %.1f s for the next window", method, left)
             self.sleep(left + 1)
             with self._lock:
                 self._budgets.pop(method, None)
-        elif budget.remaining < self.slow_below:
-            self.sleep(left / (budget.remaining + 1))
+        elif budget.remaining < budget.limit / 2:
+            self.sleep(left / (budget.remaining - reserve + 1))
