@@ -66,7 +66,7 @@ def one_run(url: str, stand_in: TdxStandIn, settings: TdxSettings, run_id: str) 
     def work(batch: list[int]) -> int:
         conn, worker = client(url, settings)
         with closing(conn):
-            outcomes = process_tickets(conn, worker, CONFIG, {t: rows[t] for t in batch}, run_id)
+            outcomes = process_tickets(conn, worker, CONFIG, {t: rows.get(t, {}) for t in batch}, run_id)
         return sum(o.count("completed") for o in outcomes)
 
     with ThreadPoolExecutor(TDX_POOL_SLOTS) as pool:

@@ -12,7 +12,7 @@ import pytest
 
 from ticketflow.dev.standins import RateLimit, TdxData, TdxStandIn
 from ticketflow.settings import PROJECT_ROOT
-from ticketflow.tdx.client import TdxClient, TdxSettings
+from ticketflow.tdx.client import TdxClient, TdxError, TdxSettings
 from ticketflow.tdx.config import ConfigError, parse_config
 from ticketflow.tdx.log import action_stats, clear_failed_actions, recent_activity, ticket_actions
 from ticketflow.tdx.queue import outstanding, process_tickets, report_rows
@@ -67,7 +67,7 @@ def run_queue(conn, stand_in, queue_config, run_id="run-1", dry_run=False, clien
     client = client or client_for(stand_in)
     rows = report_rows(client.report(1), queue_config.condition_columns)
     todo = outstanding(conn, rows, queue_config)
-    return process_tickets(conn, client, queue_config, {t: rows[t] for t in todo}, run_id, dry_run)
+    return process_tickets(conn, client, queue_config, {t: rows.get(t, {}) for t in todo}, run_id, dry_run)
 
 
 def log_rows(conn):
@@ -181,6 +181,12 @@ def test_conditions_select_tickets_from_the_report_row_and_reach_them_later(db, 
     run_queue(db, stand_in, queue)
     assert 1 in stand_in.data.feeds and 2 not in stand_in.data.feeds
     assert [r[0] for r in log_rows(db)] == [1]
+    db.execute("UPDATE meta.daemon_action_log SET status = 'pending'")  # as if killed before settling
+    stand_in.data.reports[1][0]["StatusName"] = "Closed"  # no longer matching: still finished, not redone
+    del stand_in.data.reports[1][0]  # and gone from the report altogether
+    run_queue(db, stand_in, queue, "after-crash")
+    assert [r[2] for r in log_rows(db)] == ["completed"] and len(bodies(stand_in, 1)) == 1
+    stand_in.data.reports[1].insert(0, {"TicketID": 1, "StatusName": "Closed"})
     stand_in.data.reports[1][1]["StatusName"] = "Open"
     run_queue(db, stand_in, queue, "run-2")
     assert len(bodies(stand_in, 1)) == len(bodies(stand_in, 2)) == 1
@@ -223,7 +229,7 @@ def test_a_crash_between_the_tdx_call_and_the_log_write_posts_no_second_comment(
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent(f"""
         import psycopg
-        from ticketflow.tdx.client import TdxClient, TdxSettings
+        from ticketflow.tdx.client import TdxClient, TdxError, TdxSettings
         from ticketflow.tdx.config import parse_config
         from ticketflow.tdx.queue import process_tickets
         conn = psycopg.connect({app_db_url!r}, autocommit=True)
@@ -258,7 +264,7 @@ def test_a_lost_answer_is_looked_up_before_the_comment_is_sent_again(db, tdx):
             raise ConnectionAbortedError("the answer is lost after TDX acted")
 
     stand_in.after_apply = drop_first_answer
-    outcomes = run_queue(db, stand_in, config(COMMENT))
+    outcomes = run_queue(db, stand_in, config(COMMENT))  # no answer, but the marker is there: done
     assert [o.actions[0]["reconciled"] for o in outcomes] == [True, False]
     assert len(bodies(stand_in, 1)) == len(bodies(stand_in, 2)) == 1
 
@@ -397,3 +403,11 @@ def test_neither_the_key_nor_the_token_reaches_the_logs(db, tdx, caplog):
                                          isinstance(c.body, str))]
     everything = caplog.text + repr([r.args for r in caplog.records]) + repr(log_rows(db))
     assert not [s for s in secrets if s in everything]
+
+
+def test_a_refused_login_is_a_clear_error_and_caches_nothing(db, tdx):
+    stand_in = tdx(world(ticket(1)))
+    settings = TdxSettings(stand_in.api_url, BEID, "wrong-key")
+    with pytest.raises(TdxError, match="auth/loginadmin answered 401: check the BEID and WebServicesKey"):
+        TdxClient(settings, token_store=DatabaseTokenStore(db, settings)).ticket(1)
+    assert db.execute("SELECT count(*) FROM meta.tdx_token_cache").fetchone()[0] == 0

@@ -52,7 +52,11 @@ class TdxUnavailable(TdxError):
 
 
 class TdxOutcomeUnknown(TdxUnavailable):
-    """A write was sent but no answer came back: it may or may not have taken effect."""
+    """A write may or may not have taken effect: TDX failed it with a 5xx (`answered`), or never answered."""
+
+    def __init__(self, message: str, answered: bool):
+        super().__init__(message)
+        self.answered = answered
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,8 @@ class TdxClient:
         now = time.time()
         if self._token is None and self.token_store is not None:
             self._token = self.token_store.load()
+            if self._token is not None:
+                self.on_secret(self._token[0])
         if self._token is None or self._token[1] - self.TOKEN_MARGIN_SECONDS <= now:
             self._token = self._login()
         return self._token[0]
@@ -181,6 +187,9 @@ class TdxClient:
     def _login(self) -> tuple[str, float]:
         body = {"BEID": self.settings.beid, "WebServicesKey": self.settings.web_services_key}
         answer = self._send("POST", "auth/loginadmin", json=body, token=None, repeatable=True)
+        if answer.status_code != 200:
+            raise TdxError(f"auth/loginadmin answered {answer.status_code}: check the BEID and WebServicesKey "
+                           "of the tdx_api connection")
         token = answer.text.strip().strip('"')
         if not token:
             raise TdxError("auth/loginadmin answered an empty token")
@@ -225,7 +234,7 @@ class TdxClient:
                 continue
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if not repeatable:
-                    raise TdxOutcomeUnknown(f"{method}: no answer ({exc.__class__.__name__})") from None
+                    raise TdxOutcomeUnknown(f"{method}: no answer ({exc.__class__.__name__})", False) from None
                 failures = self._back_off(method, failures, exc.__class__.__name__)
                 continue
             self._remember_budget(method, answer.headers)
@@ -239,7 +248,7 @@ class TdxClient:
                 continue
             if answer.status_code >= 500:
                 if not repeatable:
-                    raise TdxOutcomeUnknown(f"{method} answered {answer.status_code}: {answer.text[:300]}")
+                    raise TdxOutcomeUnknown(f"{method} answered {answer.status_code}: {answer.text[:300]}", True)
                 failures = self._back_off(method, failures, f"{answer.status_code}: {answer.text[:300]}")
                 continue
             if 400 <= answer.status_code and answer.status_code != 401:

@@ -140,7 +140,12 @@ def _unlock(conn, ticket_id: int) -> None:
 # --- doing one action ---
 
 def _apply_once(view: TicketView, action: Action, plan: Plan) -> bool:
-    """Apply the plan; when TDX's answer is lost, look before trying again. True if it was found done."""
+    """Apply the plan; when its outcome is unknown, look before trying again. True if it was found done.
+
+    After a 5xx TDX has finished with the request, so a look settles it. After
+    a timeout or a dropped connection TDX may still be working on it: the row
+    stays `pending` and the next try (or run) looks, later.
+    """
     for check in range(OUTCOME_CHECKS):
         try:
             action.apply(view, plan)
@@ -150,7 +155,10 @@ def _apply_once(view: TicketView, action: Action, plan: Plan) -> bool:
                         plan.detail.get("action_id", action.action_id), exc)
             if action.already_done(view, plan):
                 return True
-    raise TdxUnavailable(f"ticket {view.ticket_id}: TDX lost {OUTCOME_CHECKS} answers in a row")
+            if not exc.answered:
+                raise TdxUnavailable(f"ticket {view.ticket_id}: no answer from TDX and no sign of the action yet;"
+                                     " left pending for the next try to look again") from None
+    raise TdxUnavailable(f"ticket {view.ticket_id}: TDX failed {OUTCOME_CHECKS} times in a row")
 
 
 def _finish(conn, view: TicketView, action: Action, action_id: str, plan: Plan, reconciling: bool,
@@ -251,7 +259,9 @@ def process_ticket(conn: psycopg.Connection, client: TdxClient, config: QueueCon
     try:
         view = TicketView(client, ticket_id, row)
         logged = _log_rows(conn, ticket_id)
-        steps = [build(spec) for spec in config.steps if spec.applies_to(row)]
+        # A pending action is finished even if its condition no longer matches (it may be why).
+        steps = [build(spec) for spec in config.steps
+                 if spec.applies_to(row) or logged.get(spec.action_id, ("", ""))[1] == "pending"]
         for action in steps:
             _step(conn, view, action, logged.get(action.action_id), run_id, dry_run, outcome)
         known = {spec.action_id for spec in config.steps}

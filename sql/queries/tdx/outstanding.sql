@@ -1,5 +1,6 @@
 -- The tickets of a report that still have work: a wanted (ticket, action id)
--- with no settled row, a row left pending by an interrupted run, or settled
+-- with no settled row, a row left pending by an interrupted run (even for a
+-- ticket no longer in the report), or settled
 -- actions not yet reported in a summary comment (when the queue posts one).
 -- One statement for the whole report: a steady-state run costs this and the
 -- report call, nothing per ticket.
@@ -13,9 +14,9 @@ WHERE l.status IS NULL
 UNION
 SELECT l.ticket_id
 FROM meta.daemon_action_log l
-WHERE l.ticket_id = ANY (%(report_ticket_ids)s::integer[])
-  AND (l.status = 'pending'
-       OR (%(summarize)s
+WHERE l.status = 'pending'  -- wherever its ticket is now, even out of the report
+   OR (l.ticket_id = ANY (%(report_ticket_ids)s::integer[])
+       AND (%(summarize)s
            AND l.status IN ('completed', 'skipped')
            AND l.action_type <> 'summary_comment'
            AND (l.metadata ? 'summary_line' OR NOT %(summary_only_with_lines)s)
