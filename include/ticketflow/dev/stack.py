@@ -28,11 +28,11 @@ import psycopg
 import requests
 from cryptography.fernet import Fernet
 
+from ticketflow import settings
 from ticketflow.dev import free_port
 from ticketflow.dev.postgres import EmbeddedPostgres
 from ticketflow.migrate import main as migrate_main
 from ticketflow.migrate import migrate
-from ticketflow import settings
 from ticketflow.settings import PROJECT_ROOT, SQL_DIR, database_url_from_env
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -149,18 +149,19 @@ class LocalStack:
         return subprocess.run(["airflow", *args], env=self.airflow_env(), capture_output=True, text=True,
                               timeout=timeout, cwd=self.home)
 
+    def _airflow_or_fail(self, *args: str) -> None:
+        done = self.airflow(*args)
+        if done.returncode != 0:
+            raise StackError(f"airflow {' '.join(args[:2])} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+
     def prepare(self) -> None:
         """Databases, migrations (both), demo data: everything that must exist before Airflow starts."""
         self.logs.mkdir(parents=True, exist_ok=True)
         self.postgres.ensure_database(self.airflow_db, fresh=self.fresh_airflow_db)
         migrate(self.app_db_url)
-        done = self.airflow("db", "migrate")
-        if done.returncode != 0:
-            raise StackError(f"airflow db migrate failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-        pool = self.airflow("pools", "set", settings.TDX_POOL, str(settings.TDX_POOL_SLOTS),
-                            "TeamDynamix Web API: batches calling TDX at once")
-        if pool.returncode != 0:
-            raise StackError(f"airflow pools set failed:\n{pool.stderr[-3000:]}")
+        self._airflow_or_fail("db", "migrate")
+        self._airflow_or_fail("pools", "set", settings.TDX_POOL, str(settings.TDX_POOL_SLOTS),
+                              "TeamDynamix Web API: batches calling TDX at once")
         if self.demo_data:
             load_demo_data(self.app_db_url)
 

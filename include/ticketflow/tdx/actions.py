@@ -9,6 +9,7 @@ the ticket itself.
 
 from __future__ import annotations
 
+import abc
 import html
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -72,8 +73,8 @@ class Plan:
     summary_line: str | None = None
 
 
-class Action:
-    """Base of the queue actions: a spec, plus plan / apply / already_done."""
+class Action(abc.ABC):
+    """Base of the queue actions: a spec, and how to apply a plan and tell whether it took effect."""
 
     def __init__(self, spec: ActionSpec):
         self.spec = spec
@@ -83,31 +84,43 @@ class Action:
     def action_id(self) -> str:
         return self.spec.action_id
 
-    def plan(self, view: TicketView) -> Plan:
-        raise NotImplementedError
-
+    @abc.abstractmethod
     def apply(self, view: TicketView, plan: Plan) -> None:
-        raise NotImplementedError
+        """Do the plan in TDX."""
 
+    @abc.abstractmethod
     def already_done(self, view: TicketView, plan: Plan) -> bool:
-        raise NotImplementedError
+        """Whether TDX shows the plan done, read afresh (its outcome may have been lost)."""
+
+
+class Step(Action):
+    """An action of the configured list before the summary: it plans from the ticket alone."""
+
+    @abc.abstractmethod
+    def plan(self, view: TicketView) -> Plan:
+        """What the action would do to this ticket, from read calls only."""
 
 
 class _FeedAction(Action):
     """Actions that post one feed entry; done when the entry with the marker is in the feed."""
 
+    @abc.abstractmethod
     def feed_entry(self, plan: Plan) -> dict:
-        raise NotImplementedError
+        """The body of `POST feed`, marker included."""
+
+    def marked_id(self, plan: Plan) -> str:
+        """The action id the entry's marker carries."""
+        return self.action_id
 
     def apply(self, view, plan):
         view.client.post_feed(view.ticket_id, self.feed_entry(plan))
 
     def already_done(self, view, plan):
         view.reread()
-        return view.has_marker(self.action_id)
+        return view.has_marker(self.marked_id(plan))
 
 
-class CommentAction(_FeedAction):
+class CommentAction(_FeedAction, Step):
     def plan(self, view):
         options = self.options
         kind = "private" if options["is_private"] else "public"
@@ -121,7 +134,7 @@ class CommentAction(_FeedAction):
                 "NewStatusID": options["new_status_id"], "CascadeStatus": options["cascade_status"]}
 
 
-class StatusChangeAction(_FeedAction):
+class StatusChangeAction(_FeedAction, Step):
     """TDX changes a ticket's status through a feed entry with `NewStatusID`."""
 
     def _label(self) -> str:
@@ -139,7 +152,7 @@ class StatusChangeAction(_FeedAction):
                 "Notify": options["notify"], "NewStatusID": options["new_status_id"], "CascadeStatus": False}
 
 
-class AssignmentAction(Action):
+class AssignmentAction(Step):
     """Sets the responsible person or group with a JSON Patch; repeating it changes nothing."""
 
     def _changes(self) -> dict[str, Any]:
@@ -166,7 +179,7 @@ class AssignmentAction(Action):
         return self._matches(view.ticket)
 
 
-class AddAssetAction(Action):
+class AddAssetAction(Step):
     """Adds the computers a ticket is about, in three phases (the seed's AddAssetAction).
 
     1. Names and serials in the title and description, each verified by an
@@ -272,14 +285,13 @@ class SummaryCommentAction(_FeedAction):
         text = options["comment_prefix"] + options["separator"] * 2 + options["separator"].join(numbered)
         return Plan(True, f"post the summary of {len(lines)} action(s)", {"text": text})
 
+    def marked_id(self, plan):
+        return plan.detail["action_id"]  # a summary's id names what it covers
+
     def feed_entry(self, plan):
-        return {"Comments": comment_body(plan.detail["text"], False, plan.detail["action_id"]),
+        return {"Comments": comment_body(plan.detail["text"], False, self.marked_id(plan)),
                 "IsPrivate": self.options["is_private"], "IsRichHtml": True, "IsCommunication": False,
                 "Notify": [], "NewStatusID": 0, "CascadeStatus": False}
-
-    def already_done(self, view, plan):
-        view.reread()
-        return view.has_marker(plan.detail["action_id"])
 
 
 ACTION_TYPES: dict[str, type[Action]] = {

@@ -29,7 +29,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ticketflow import queries
-from ticketflow.tdx.actions import Action, Plan, SummaryCommentAction, TicketView, build
+from ticketflow.tdx.actions import Action, Plan, Step, SummaryCommentAction, TicketView, build
 from ticketflow.tdx.client import TdxClient, TdxOutcomeUnknown, TdxRequestError, TdxUnavailable
 from ticketflow.tdx.config import ConfigError, QueueConfig
 
@@ -180,7 +180,7 @@ def _finish(conn, view: TicketView, action: Action, action_id: str, plan: Plan, 
                             "reconciled": found_done})
 
 
-def _step(conn, view: TicketView, action: Action, existing: tuple | None, run_id: str,
+def _step(conn, view: TicketView, action: Step, existing: tuple | None, run_id: str,
           dry_run: bool, outcome: TicketOutcome) -> None:
     spec = action.spec
     if existing and existing[1] != "pending":
