@@ -40,21 +40,26 @@ LEFT JOIN steps s ON s.id = k.current_step_id
 """
 
 
+_FILTER = """
+WHERE (%(status)s::text IS NULL OR k.status = %(status)s)
+  AND (%(ticket)s::bigint IS NULL OR k.ticket_id = %(ticket)s)
+  AND (%(workflow)s::bigint IS NULL OR k.workflow_id = %(workflow)s)
+"""
+
+
 def list_tasks(conn: psycopg.Connection, *, status: str | None = None, ticket_id: int | None = None,
-               workflow_id: int | None = None, limit: int = 50, offset: int = 0) -> list[dict]:
-    """Tasks with the seed serializer's fields, newest first, filtered and paginated."""
+               workflow_id: int | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+    """Tasks with the seed serializer's fields, newest first, filtered and paginated; and how many match."""
     if status is not None and status not in TASK_STATUSES:
         raise TaskError(f"status must be one of {', '.join(TASK_STATUSES)}, got {status!r}")
     if not 1 <= limit <= 500 or offset < 0:
         raise TaskError("limit must be 1..500 and offset 0 or more")
+    filters = {"status": status, "ticket": ticket_id, "workflow": workflow_id}
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            _SELECT + " WHERE (%(status)s::text IS NULL OR k.status = %(status)s)"
-            " AND (%(ticket)s::bigint IS NULL OR k.ticket_id = %(ticket)s)"
-            " AND (%(workflow)s::bigint IS NULL OR k.workflow_id = %(workflow)s)"
-            " ORDER BY k.task_id DESC LIMIT %(limit)s OFFSET %(offset)s",
-            {"status": status, "ticket": ticket_id, "workflow": workflow_id, "limit": limit, "offset": offset},
-        ).fetchall()
+        total = cur.execute("SELECT count(*) AS n FROM tasks k" + _FILTER, filters).fetchone()["n"]
+        rows = cur.execute(_SELECT + _FILTER + " ORDER BY k.task_id DESC LIMIT %(limit)s OFFSET %(offset)s",
+                           {**filters, "limit": limit, "offset": offset}).fetchall()
+    return rows, total
 
 
 def get_task(conn: psycopg.Connection, task_id: int) -> dict:
@@ -79,11 +84,17 @@ def _save(conn: psycopg.Connection, task_id: int, **columns) -> None:
                  {**columns, "task_id": task_id})
 
 
-def _new_assignments(conn: psycopg.Connection, user_ids: list[int], role: str | None) -> list[dict]:
-    """The seed's assignment objects, stamped with the database's clock (as the assignment DAG stamps them)."""
+def _new_assignments(conn: psycopg.Connection, user_ids: list[int], role: str | None,
+                     **profile: str | None) -> list[dict]:
+    """The seed's assignment objects, stamped with the database's clock (as the assignment DAG stamps them).
+
+    `profile` holds the optional `username` and `email` of the seed's UserAssignmentSerializer.
+    """
     stamp = conn.execute("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
                          ).fetchone()[0]
-    return [{"userID": user_id, "status": "assigned", "assigned_on": stamp, "role": role} for user_id in user_ids]
+    extra = {key: value for key, value in profile.items() if value is not None}
+    return [{"userID": user_id, "status": "assigned", "assigned_on": stamp, "role": role, **extra}
+            for user_id in user_ids]
 
 
 def create_task_for_ticket(conn: psycopg.Connection, ticket_id: int, users_for_role: Callable[[str], list[int]],
@@ -102,7 +113,8 @@ def create_task_for_ticket(conn: psycopg.Connection, ticket_id: int, users_for_r
     return get_task(conn, task_id)
 
 
-def assign_user(conn: psycopg.Connection, task_id: int, user_id: int, role: str | None = None) -> dict:
+def assign_user(conn: psycopg.Connection, task_id: int, user_id: int, role: str | None = None,
+                username: str | None = None, email: str | None = None) -> dict:
     if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1:
         raise TaskError(f"userID must be a positive integer, got {user_id!r}")
     with conn.transaction():
@@ -111,7 +123,8 @@ def assign_user(conn: psycopg.Connection, task_id: int, user_id: int, role: str 
             raise TaskError(f"task {task_id} is {status}: no user can be assigned")
         if any(u["userID"] == user_id for u in users):
             raise TaskError(f"user {user_id} is already assigned to task {task_id}")
-        _save(conn, task_id, users=json.dumps([*users, *_new_assignments(conn, [user_id], role)]))
+        _save(conn, task_id, users=json.dumps([*users, *_new_assignments(conn, [user_id], role, username=username,
+                                                                  email=email)]))
     return get_task(conn, task_id)
 
 

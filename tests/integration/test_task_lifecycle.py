@@ -43,18 +43,22 @@ def test_a_task_created_by_hand_has_the_serializers_fields(db, setup):
 
 
 def test_list_filters_and_paginates(db, setup):
-    assert [t["task_id"] for t in tasks.list_tasks(db, status="pending")] == [setup["task"]["task_id"]]
-    assert tasks.list_tasks(db, status="completed") == []
-    assert tasks.list_tasks(db, ticket_id=setup["ticket"])[0]["workflow_id"] == setup["workflow"]
-    assert tasks.list_tasks(db, workflow_id=setup["workflow"], offset=1) == []
+    pending, total = tasks.list_tasks(db, status="pending")
+    assert [t["task_id"] for t in pending] == [setup["task"]["task_id"]] and total == 1
+    assert tasks.list_tasks(db, status="completed") == ([], 0)
+    assert tasks.list_tasks(db, ticket_id=setup["ticket"])[0][0]["workflow_id"] == setup["workflow"]
+    assert tasks.list_tasks(db, workflow_id=setup["workflow"], offset=1) == ([], 1)
     with pytest.raises(TaskError, match="status must be one of"):
         tasks.list_tasks(db, status="done")
 
 
 def test_users_are_assigned_and_their_status_moves_the_task(db, setup):
     task_id = setup["task"]["task_id"]
-    task = tasks.assign_user(db, task_id, 12, role="Tech")
+    task = tasks.assign_user(db, task_id, 12, role="Tech", username="jdoe", email="jdoe@example.org")
     assert [u["userID"] for u in task["users"]] == [3, 6, 12] and task["users"][-1]["assigned_on"].endswith("Z")
+    assert task["users"][-1] | {"assigned_on": None} == {"userID": 12, "status": "assigned", "assigned_on": None,
+                                                         "role": "Tech", "username": "jdoe",
+                                                         "email": "jdoe@example.org"}
     task = tasks.update_user_status(db, task_id, 6, "in_progress")
     assert task["status"] == "in_progress"
     assert {u["userID"]: u["status"] for u in task["users"]} == {3: "assigned", 6: "in_progress", 12: "assigned"}
