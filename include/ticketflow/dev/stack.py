@@ -38,6 +38,8 @@ from ticketflow.settings import PROJECT_ROOT, SQL_DIR, database_url_from_env
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin"
+VIEWER_USER = "viewer"  # may look at everything and change nothing: Airflow's viewer role
+VIEWER_PASSWORD = "viewer"
 TDX_BEID = "local-beid"
 TDX_WEB_SERVICES_KEY = "local-web-services-key"
 LOCAL_DIR = PROJECT_ROOT / ".local"
@@ -112,7 +114,7 @@ class LocalStack:
     def airflow_env(self) -> dict[str, str]:
         keys = self._secrets()
         passwords = self.airflow_home / "passwords.json"
-        passwords.write_text(json.dumps({ADMIN_USER: ADMIN_PASSWORD}))
+        passwords.write_text(json.dumps({ADMIN_USER: ADMIN_PASSWORD, VIEWER_USER: VIEWER_PASSWORD}))
         venv_bin = str(Path(sys.executable).parent)
         env = {
             **os.environ,
@@ -126,7 +128,7 @@ class LocalStack:
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin,{VIEWER_USER}:viewer",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.url(self.airflow_db).replace(
@@ -203,9 +205,9 @@ class LocalStack:
             time.sleep(1)
         raise StackError(f"Airflow did not become healthy in {timeout:.0f}s ({last}); logs in {self.logs}")
 
-    def token(self) -> str:
+    def token(self, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD) -> str:
         answer = requests.post(f"{self.api_url}/auth/token",
-                               json={"username": ADMIN_USER, "password": ADMIN_PASSWORD}, timeout=10)
+                               json={"username": username, "password": password}, timeout=10)
         answer.raise_for_status()
         return answer.json()["access_token"]
 
@@ -292,7 +294,9 @@ def run() -> int:
         stack.wait_for_dags(dag_ids)
         print(
             f"\nTicketflow is up after {time.monotonic() - started:.0f}s\n"
-            f"  Airflow UI and REST API: {stack.api_url}   login: {ADMIN_USER} / {ADMIN_PASSWORD}\n"
+            f"  Airflow UI and REST API: {stack.api_url}   login: {ADMIN_USER} / {ADMIN_PASSWORD}"
+            f" (read-only: {VIEWER_USER} / {VIEWER_PASSWORD})\n"
+            f"  automation health:       {stack.api_url}/plugin/ticketflow-health\n"
             f"  application database:    {_redacted(app_db_url)}\n"
             f"  captured email (Maildir): {stack.mailbox}\n"
             f"  logs:                    {stack.logs}\n"

@@ -1,0 +1,186 @@
+"""The Ticketflow API and dashboard: a FastAPI app that the Airflow plugin mounts on the API server.
+
+The seed's REST endpoints (tasks, events) and the TDX daemon's monitoring,
+over the same libraries the DAGs use. Every route needs an Airflow user;
+routes that change data need the right to edit the DAG that owns it. Errors
+have Airflow's shape, `{"detail": ...}`, and a refused request changes nothing.
+
+(No `from __future__ import annotations` here: FastAPI reads the route
+signatures' annotations at runtime, including aliases local to `create_app`.)
+"""
+
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel
+
+from ticketflow import events, settings, tasks
+from ticketflow.settings import TICKETING_DB_CONN_ID
+from ticketflow.tdx import log as tdx_log
+from ticketflow.tts import TtsClient, TtsError
+from ticketflow.web import dashboard, schemas
+from ticketflow.web.database import Database, DatabaseUnavailable, airflow_conninfo
+
+URL_PREFIX = "/ticketflow"
+TASK_DAG = "ticket_task_assignment"
+TDX_DAG = "tdx_ticket_queue"
+
+
+class TicketflowError(BaseModel):
+    """Airflow's error body: a message, or (422) the list of validation errors."""
+
+    detail: str | list[dict[str, Any]]
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": TicketflowError} for code in (401, 403, *codes)}
+
+
+def _status_of(exc: Exception) -> int:
+    if isinstance(exc, (tasks.TaskNotFound, events.EventNotFound)):
+        return status.HTTP_404_NOT_FOUND
+    if isinstance(exc, TtsError):
+        return status.HTTP_502_BAD_GATEWAY
+    if isinstance(exc, DatabaseUnavailable):
+        return status.HTTP_503_SERVICE_UNAVAILABLE
+    if isinstance(exc, psycopg.DataError):
+        return status.HTTP_400_BAD_REQUEST
+    return status.HTTP_409_CONFLICT  # a TaskError: the task's state does not allow it
+
+
+def create_app(database: Database | None = None, authenticated_user: Callable | None = None,
+               may_edit: Callable[[str], Callable] | None = None,
+               users_for_role: Callable[[str], list[int]] | None = None) -> FastAPI:
+    """The app; by default bound to Airflow's users, the `ticketing_db` connection and the TTS service."""
+    if authenticated_user is None or may_edit is None:
+        from ticketflow.web import auth
+
+        authenticated_user, may_edit = auth.authenticated_user, auth.may_edit
+    database = database or Database(lambda: airflow_conninfo(TICKETING_DB_CONN_ID))
+    users_for_role = users_for_role or (lambda role: TtsClient().users_for_role(role))
+    Conn = Annotated[psycopg.Connection, Depends(database.connection)]
+    edit_tasks, edit_tdx = Depends(may_edit(TASK_DAG)), Depends(may_edit(TDX_DAG))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        database.close()
+
+    app = FastAPI(title="Ticketflow", version="1", lifespan=lifespan, openapi_url=None,
+                  description="Tasks, events and the TDX action log of Ticketflow, on the Airflow API server.",
+                  dependencies=[Depends(authenticated_user)], responses=_errors(400, 503),
+                  generate_unique_id_function=lambda route: f"ticketflow_{route.name}")
+
+    for error in (tasks.TaskError, events.EventNotFound, TtsError, DatabaseUnavailable, psycopg.DataError):
+        app.add_exception_handler(error, lambda request, exc: JSONResponse({"detail": str(exc)}, _status_of(exc)))
+
+    task_routes = APIRouter(prefix="/tasks", tags=["Ticketflow tasks"])
+    TaskId = Annotated[int, Path(ge=1, le=schemas.ID_MAX)]
+
+    @task_routes.get("", response_model=schemas.TicketflowTaskCollection)
+    def list_tasks(conn: Conn, status: schemas.TaskStatus | None = None,
+                   ticket_id: Annotated[int | None, Query(ge=1, le=schemas.ID_MAX)] = None,
+                   workflow_id: Annotated[int | None, Query(ge=1, le=schemas.ID_MAX)] = None,
+                   limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                   offset: Annotated[int, Query(ge=0, le=schemas.ID_MAX)] = 0):
+        """Tasks, newest first, with their ticket's subject, workflow, step and number of users."""
+        rows, total = tasks.list_tasks(conn, status=status, ticket_id=ticket_id, workflow_id=workflow_id,
+                                       limit=limit, offset=offset)
+        return {"tasks": rows, "total_entries": total}
+
+    @task_routes.get("/workflow_statistics", response_model=list[schemas.TicketflowWorkflowStatistics])
+    def workflow_statistics(conn: Conn):
+        """Per workflow: its tasks by status and the mean time to complete one."""
+        return tasks.workflow_statistics(conn)
+
+    @task_routes.post("/create_task_for_ticket", response_model=schemas.TicketflowTask,
+                      status_code=status.HTTP_201_CREATED, dependencies=[edit_tasks],
+                      responses=_errors(404, 409, 502))
+    def create_task_for_ticket(conn: Conn, body: schemas.TicketflowCreateTask):
+        """The ticket's task now, with the same matching and round-robin as the DAG (409 when it has one)."""
+        return tasks.create_task_for_ticket(conn, body.ticket_id, users_for_role, settings.max_assignments())
+
+    @task_routes.get("/{task_id:int}", response_model=schemas.TicketflowTask, responses=_errors(404))
+    def get_task(conn: Conn, task_id: TaskId):
+        return tasks.get_task(conn, task_id)
+
+    @task_routes.post("/{task_id:int}/assign_user", response_model=schemas.TicketflowTask,
+                      dependencies=[edit_tasks], responses=_errors(404, 409))
+    def assign_user(conn: Conn, task_id: TaskId, body: schemas.TicketflowAssignUser):
+        return tasks.assign_user(conn, task_id, body.userID, role=body.role, username=body.username,
+                                 email=body.email)
+
+    @task_routes.post("/{task_id:int}/update_user_status", response_model=schemas.TicketflowTask,
+                      dependencies=[edit_tasks], responses=_errors(404, 409))
+    def update_user_status(conn: Conn, task_id: TaskId, body: schemas.TicketflowUserStatus):
+        """One assigned user's status; a pending task goes in progress when a user does."""
+        return tasks.update_user_status(conn, task_id, body.user_id, body.status)
+
+    @task_routes.post("/{task_id:int}/complete_task", response_model=schemas.TicketflowTask,
+                      dependencies=[edit_tasks], responses=_errors(404, 409))
+    def complete_task(conn: Conn, task_id: TaskId):
+        """Completes the task; a workflow that ends with a notification emails the requester."""
+        return tasks.complete_task(conn, task_id)
+
+    @task_routes.post("/{task_id:int}/move_to_next_step", response_model=schemas.TicketflowTask,
+                      dependencies=[edit_tasks], responses=_errors(404, 409, 502))
+    def move_to_next_step(conn: Conn, task_id: TaskId):
+        """The next step with the next users of its role; after the last step the task completes."""
+        return tasks.move_to_next_step(conn, task_id, users_for_role, settings.max_assignments())
+
+    event_routes = APIRouter(prefix="/events", tags=["Ticketflow events"])
+
+    @event_routes.get("", response_model=schemas.TicketflowEventCollection)
+    def list_events(conn: Conn, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                    offset: Annotated[int, Query(ge=0, le=schemas.ID_MAX)] = 0):
+        """Discoverable events, soonest first: no completed, cancelled or archived ones."""
+        rows, total = events.discoverable_events(conn, limit, offset)
+        return {"events": rows, "total_entries": total}
+
+    @event_routes.get("/my_events", response_model=list[schemas.TicketflowEvent], responses=_errors(404))
+    def my_events(conn: Conn, customer_id: Annotated[int, Query(ge=1, le=schemas.ID_MAX)],
+                  include_completed: bool = True):
+        """The events a customer attends, newest first; `include_completed=false` leaves out past ones."""
+        return events.attendee_events(conn, customer_id, include_completed)
+
+    @event_routes.get("/{event_id:int}", response_model=schemas.TicketflowEvent, responses=_errors(404))
+    def get_event(conn: Conn, event_id: Annotated[int, Path(ge=1, le=schemas.ID_MAX)]):
+        """Any event by id, completed ones included."""
+        return events.get_event(conn, event_id)
+
+    tdx_routes = APIRouter(prefix="/tdx", tags=["Ticketflow TDX action log"])
+
+    @tdx_routes.get("/actions/recent", response_model=list[schemas.TicketflowTdxAction])
+    def recent_actions(conn: Conn, limit: Annotated[int, Query(ge=1, le=1000)] = 100):
+        """Actions of the last 24 hours, newest first."""
+        return tdx_log.recent_activity(conn, limit)
+
+    @tdx_routes.get("/actions/summary", response_model=schemas.TicketflowTdxSummary)
+    def action_summary(conn: Conn):
+        """Actions by type and status."""
+        return tdx_log.action_stats(conn)
+
+    @tdx_routes.get("/tickets/{ticket_id:int}/actions", response_model=list[schemas.TicketflowTdxAction],
+                    responses=_errors(404))
+    def ticket_actions(conn: Conn, ticket_id: Annotated[int, Path(ge=1, le=schemas.INT4_MAX)]):
+        """Every action recorded for one TDX ticket, newest first."""
+        return tdx_log.ticket_actions(conn, ticket_id)
+
+    @tdx_routes.post("/actions/clear_failed", response_model=schemas.TicketflowCleared, dependencies=[edit_tdx])
+    def clear_failed(conn: Conn, body: Annotated[schemas.TicketflowClearFailed, Body()]):
+        """Forgets failed actions, of one ticket or all, so the next run of the queue tries them again."""
+        return {"cleared": tdx_log.clear_failed_actions(conn, body.ticket_id)}
+
+    @app.get("/dashboard", response_class=HTMLResponse, tags=["Ticketflow dashboard"])
+    def health_dashboard(conn: Conn, request: Request):
+        """The automation health dashboard (an HTML page, shown in the Airflow UI's navigation)."""
+        ui_root = request.scope.get("root_path", "").removesuffix(URL_PREFIX)
+        return dashboard.render(conn, ui_root)
+
+    for router in (task_routes, event_routes, tdx_routes):
+        app.include_router(router)
+    return app

@@ -1,0 +1,58 @@
+"""The automation health dashboard: one server-rendered page, charts as inline SVG."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from functools import cache
+from pathlib import Path
+
+import jinja2
+import psycopg
+from markupsafe import Markup
+
+from ticketflow.web.charts import Series, bar_chart
+from ticketflow.web.health import health_report
+
+WORK_SERIES = (
+    Series("processed", "processed", "#4a78c2", lambda run: run.processed),
+    Series("changed", "created or changed", "#43a36b", lambda run: run.changed),
+)
+DURATION_SERIES = (Series("duration", "duration", "#8a63b8", lambda run: run.duration_seconds),)
+
+
+def humanize_seconds(seconds: float | None) -> str:
+    """3 s, 4 min, 2 h 5 min, 3 d 4 h: how long, at a glance."""
+    if seconds is None:
+        return "–"
+    seconds = max(int(seconds), 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else f"{secs} s"
+
+
+@cache
+def _template() -> jinja2.Template:
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                                     autoescape=True, undefined=jinja2.StrictUndefined)
+    environment.filters["since"] = humanize_seconds
+    return environment.get_template("dashboard.html.j2")
+
+
+def render(conn: psycopg.Connection, ui_root: str = "") -> str:
+    """The page as of now; `ui_root` is where the Airflow UI lives (links to each DAG go there)."""
+    report = health_report(conn)
+    charts = {
+        automation.dag_id: {
+            "work": Markup(bar_chart(automation.runs, WORK_SERIES, name=f"{automation.dag_id} work per run")),
+            "duration": Markup(bar_chart(automation.runs, DURATION_SERIES, unit=" s",
+                                         name=f"{automation.dag_id} duration per run")),
+        }
+        for automation in report.automations if automation.runs
+    }
+    return _template().render(report=report, charts=charts, ui_root=ui_root, work_series=WORK_SERIES,
+                              generated_at=datetime.now(timezone.utc))

@@ -1,0 +1,144 @@
+"""Request and response bodies of the Ticketflow API, as they appear in the OpenAPI document.
+
+Integers are bounded to what the columns hold and text refuses NUL bytes, so
+bad input is a 422 from validation, never a database error.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ticketflow.tasks import TASK_STATUSES, USER_STATUSES
+
+INT4_MAX = 2**31 - 1
+ID_MAX = 2**53 - 1  # the largest integer every JSON reader holds exactly (bigint columns hold more)
+
+Id = Annotated[int, Field(ge=1, le=ID_MAX)]
+TdxTicketId = Annotated[int, Field(ge=1, le=INT4_MAX, description="A TeamDynamix ticket id")]
+UserId = Annotated[int, Field(ge=1, le=ID_MAX, description="The user's id in the people directory (TTS)")]
+Text = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00]*$")]
+TaskStatus = Literal[TASK_STATUSES]  # type: ignore[valid-type]
+UserStatus = Literal[USER_STATUSES]  # type: ignore[valid-type]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TicketflowTaskUser(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    userID: int
+    status: str
+    assigned_on: str | None = None
+    role: str | None = None
+    username: str | None = None
+    email: str | None = None
+
+
+class TicketflowTask(BaseModel):
+    """The seed's TaskSerializer: the task and the read-only fields of its ticket, workflow and step."""
+
+    task_id: int
+    ticket_id: int
+    workflow_id: int
+    current_step_id: int | None
+    users: list[TicketflowTaskUser]
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    fetched_at: datetime | None
+    completed_at: datetime | None
+    ticket_subject: str
+    workflow_name: str
+    current_step_name: str | None
+    current_step_role: str | None
+    assigned_users_count: int
+
+
+class TicketflowTaskCollection(BaseModel):
+    tasks: list[TicketflowTask]
+    total_entries: int
+
+
+class TicketflowCreateTask(_Body):
+    ticket_id: Id
+
+
+class TicketflowAssignUser(_Body):
+    """The seed's UserAssignmentSerializer."""
+
+    userID: UserId
+    username: Text | None = None
+    email: Text | None = None
+    role: Text | None = None
+
+
+class TicketflowUserStatus(_Body):
+    user_id: UserId
+    status: UserStatus
+
+
+class TicketflowWorkflowStatistics(BaseModel):
+    workflow_id: int
+    workflow_name: str
+    total: int
+    by_status: dict[str, int]
+    mean_seconds_to_complete: float | None
+
+
+class TicketflowEvent(BaseModel):
+    id: int
+    title: str
+    start_date: datetime
+    end_date: datetime | None
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class TicketflowEventCollection(BaseModel):
+    events: list[TicketflowEvent]
+    total_entries: int
+
+
+class TicketflowTdxAction(BaseModel):
+    log_id: UUID
+    ticket_id: int
+    action_type: str
+    action_id: str
+    status: str
+    executed_at: datetime
+    error_message: str | None
+    metadata: dict[str, Any]
+    dag_run_id: str | None
+
+
+class TicketflowTdxSummaryRow(BaseModel):
+    action_type: str
+    status: str
+    actions: int
+    tickets: int
+    first_executed_at: datetime
+    last_executed_at: datetime
+
+
+class TicketflowTdxSummary(BaseModel):
+    total_actions: int
+    by_status: dict[str, int]
+    by_type: dict[str, int]
+    summary: list[TicketflowTdxSummaryRow]
+
+
+class TicketflowClearFailed(_Body):
+    """Which failed actions to forget so the next run tries them again: one ticket's, or (no ticket) all."""
+
+    ticket_id: TdxTicketId | None = None
+
+
+class TicketflowCleared(BaseModel):
+    cleared: int

@@ -1,0 +1,21 @@
+"""The Ticketflow plugin: its API and dashboard on Airflow's API server, the dashboard in the UI's navigation.
+
+One server, one login: the routes under /ticketflow take the same JWT as
+/api/v2 (or the UI's cookie) and appear in the API server's /openapi.json.
+"""
+
+from airflow.plugins_manager import AirflowPlugin
+
+from ticketflow.web.app import URL_PREFIX, create_app
+from ticketflow.web.openapi import PublishInRootOpenApi
+
+ticketflow_app = create_app()
+
+
+class TicketflowPlugin(AirflowPlugin):
+    name = "ticketflow"
+    fastapi_apps = [{"app": ticketflow_app, "url_prefix": URL_PREFIX, "name": "Ticketflow API and dashboard"}]
+    fastapi_root_middlewares = [{"middleware": PublishInRootOpenApi, "args": [ticketflow_app, URL_PREFIX],
+                                 "name": "Ticketflow routes in /openapi.json"}]
+    external_views = [{"name": "Automation health", "href": f"{URL_PREFIX}/dashboard",
+                       "url_route": "ticketflow-health", "destination": "nav", "nav_top_level": True}]
