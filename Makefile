@@ -5,7 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/include
 
-.PHONY: run test migrate bench venv clean
+# Debian packages the tests use: Chromium for the dashboard's browser test.
+# Installed when missing and we may (root with apt-get); otherwise those tests skip and say why.
+SYSTEM_PACKAGES := chromium
+
+.PHONY: run test migrate bench venv clean system-packages
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -18,7 +22,16 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m ticketflow.dev.stack run
 
-test: $(STAMP)
+system-packages:
+	@missing=""; for package in $(SYSTEM_PACKAGES); do command -v $$package >/dev/null 2>&1 || missing="$$missing $$package"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "make: installing$$missing (Debian packages)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null; } \
+			|| echo "make: could not install$$missing; the tests that need it are skipped"; \
+	else echo "make: missing$$missing (apt-get install$$missing as root); the tests that need it are skipped"; fi
+
+test: $(STAMP) system-packages
 	$(BIN)/python -m pytest
 
 migrate: $(STAMP)

@@ -17,5 +17,5 @@ class TicketflowPlugin(AirflowPlugin):
     fastapi_apps = [{"app": ticketflow_app, "url_prefix": URL_PREFIX, "name": "Ticketflow API and dashboard"}]
     fastapi_root_middlewares = [{"middleware": PublishInRootOpenApi, "args": [ticketflow_app, URL_PREFIX],
                                  "name": "Ticketflow routes in /openapi.json"}]
-    external_views = [{"name": "Automation health", "href": f"{URL_PREFIX}/dashboard",
+    external_views = [{"name": "Ticketflow", "href": f"{URL_PREFIX}/dashboard",
                        "url_route": "ticketflow-health", "destination": "nav", "nav_top_level": True}]
