@@ -1,7 +1,7 @@
 -- Per automation: its last run, and its runs and failures over the last 24
 -- hours and 7 days. Automations are the known ones (in their order) and any
 -- other DAG that wrote an audit row in the last 7 days.
-WITH clock AS (SELECT coalesce(%(now)s::timestamptz, now()) AS now),
+WITH clock AS (SELECT %(now)s::timestamptz AS now),
 automation AS (
     SELECT dag_id, position FROM unnest(%(known)s::text[]) WITH ORDINALITY AS k(dag_id, position)
     UNION ALL

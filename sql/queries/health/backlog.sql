@@ -1,6 +1,6 @@
 -- What is waiting: the oldest ticket without a task, emails not yet sent or
 -- given up on, TDX actions that failed.
-WITH clock AS (SELECT coalesce(%(now)s::timestamptz, now()) AS now)
+WITH clock AS (SELECT %(now)s::timestamptz AS now)
 SELECT (SELECT count(*) FROM tickets
         WHERE NOT is_task_allocated AND NOT is_recurring AND NOT archived) AS unallocated_tickets,
        oldest.id AS oldest_ticket_id, oldest.subject AS oldest_ticket_subject,

@@ -5,8 +5,8 @@ SELECT dag_id, run_id, started_at, status, processed, changed, skipped,
 FROM (
     SELECT r.*, row_number() OVER (PARTITION BY r.dag_id ORDER BY r.started_at DESC) AS latest
     FROM automation_runs r
-    WHERE r.started_at > coalesce(%(now)s::timestamptz, now()) - interval '7 days'
-      AND r.started_at <= coalesce(%(now)s::timestamptz, now())
+    WHERE r.started_at > %(now)s::timestamptz - interval '7 days'
+      AND r.started_at <= %(now)s::timestamptz
 ) AS r
 WHERE latest <= %(per_automation)s
 ORDER BY dag_id, started_at
