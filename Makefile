@@ -5,11 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/include
 
-# Debian packages the tests use: Chromium for the dashboard's browser test.
-# Installed when missing and we may (root with apt-get); otherwise those tests skip and say why.
-SYSTEM_PACKAGES := chromium
+# Debian packages: Chromium for the dashboard's browser test, Redis for the Celery stack.
+# Installed when missing and we may (root with apt-get); otherwise the tests that need them skip and say why.
+SYSTEM_PACKAGES := chromium redis-server
 
-.PHONY: run test migrate bench venv clean system-packages
+.PHONY: run run-celery test migrate bench venv clean system-packages
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -21,6 +21,9 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m ticketflow.dev.stack run
+
+run-celery: $(STAMP) system-packages
+	$(BIN)/python -m ticketflow.dev.stack run --celery
 
 system-packages:
 	@missing=""; for package in $(SYSTEM_PACKAGES); do command -v $$package >/dev/null 2>&1 || missing="$$missing $$package"; done; \

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
@@ -106,6 +108,35 @@ def stack(embedded_postgres, database_factory, tmp_path_factory):
 @pytest.fixture
 def api(stack) -> AirflowApi:
     return AirflowApi(stack)
+
+
+@pytest.fixture(scope="module")
+def celery_stack(embedded_postgres, database_factory, tmp_path_factory):
+    """The same platform on the CeleryExecutor: Redis and two Celery workers, as docker-compose.yaml runs it.
+
+    Module-scoped: it runs only while its tests do, never beside the LocalExecutor stack's whole session.
+    """
+    redis_url = os.environ.get("TICKETFLOW_REDIS_URL") or None
+    if not redis_url and not shutil.which("redis-server"):
+        pytest.skip("redis-server not found: install Debian's redis-server package (make test does so when run as"
+                    " root) or set TICKETFLOW_REDIS_URL")
+    app_db_url = database_factory()
+    migrate(app_db_url)
+    local = LocalStack(tmp_path_factory.mktemp("celery-stack"), Ports.free(), embedded_postgres, app_db_url,
+                       airflow_db="airflow_celery_e2e", fresh_airflow_db=True, demo_data=False,
+                       celery_workers=2, redis_url=redis_url)
+    try:
+        local.prepare()
+        local.start()
+        local.wait_for_dags({path.stem for path in (PROJECT_ROOT / "dags").glob("*.py")})
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def celery_api(celery_stack) -> AirflowApi:
+    return AirflowApi(celery_stack)
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ import pytest
 import yaml
 
 from ticketflow import settings
+from ticketflow.dev.postgres import EmbeddedPostgres
+from ticketflow.dev.stack import AIRFLOW_COMPONENTS, LocalStack, Ports, shared_airflow_settings
 from ticketflow.settings import PROJECT_ROOT
 
 AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
@@ -89,3 +91,27 @@ def test_image_is_the_official_airflow_plus_pinned_requirements():
     pinned = re.search(r"^apache-airflow==(\S+)$", (PROJECT_ROOT / "requirements.txt").read_text(), re.M)[1]
     assert re.search(rf"^FROM apache/airflow:{re.escape(pinned)}-python3\.11$", dockerfile, re.M)
     assert "-r /opt/ticketflow/requirements.txt" in dockerfile
+
+
+def test_the_local_celery_stack_runs_on_the_same_airflow_settings_as_compose(compose, tmp_path):
+    """`make run-celery` and docker compose read one file of shared settings; nothing overrides it on either side."""
+    shared = shared_airflow_settings()
+    assert {"AIRFLOW__CELERY__TASK_ACKS_LATE", "AIRFLOW__CELERY__WORKER_CONCURRENCY"} <= set(shared)
+    for name in AIRFLOW_SERVICES:
+        service = compose["services"][name]
+        assert service["env_file"] == ["./config/airflow.env"], name
+        assert not set(shared) & set(service["environment"]), f"{name} overrides a shared setting"
+
+    local = LocalStack(tmp_path, Ports(), EmbeddedPostgres(tmp_path / "pg", 5432), "postgresql://u@h/app",
+                       celery_workers=2)
+    env = local.airflow_env()
+    assert {key: env[key] for key in shared} == shared
+    worker = compose["services"]["airflow-worker"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == worker["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://") and worker["AIRFLOW__CELERY__BROKER_URL"].startswith(
+        "redis://")
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert _interpolated(worker["AIRFLOW__CELERY__RESULT_BACKEND"]).startswith("db+postgresql://")
+    local_processes = {*AIRFLOW_COMPONENTS, "celery worker"}
+    compose_processes = {str(compose["services"][name]["command"]) for name in AIRFLOW_SERVICES - {"airflow-init"}}
+    assert local_processes == compose_processes

@@ -1,12 +1,14 @@
 """The local Ticketflow stack: what `make run` starts and the end-to-end tests start too.
 
 Embedded PostgreSQL (application and Airflow databases), the stand-ins, and
-Airflow's API server, scheduler, DAG processor and triggerer on the
-LocalExecutor. Every child runs in its own process group and is stopped as a
-group, so LocalExecutor workers and task processes go with their parent.
+Airflow's API server, scheduler, DAG processor and triggerer, on the
+LocalExecutor, or on the CeleryExecutor with Redis and Celery workers (the
+shape of docker-compose.yaml). Every child runs in its own process group and is
+stopped as a group, so workers and task processes go with their parent.
 
-    python -m ticketflow.dev.stack run       # make run
-    python -m ticketflow.dev.stack migrate   # make migrate
+    python -m ticketflow.dev.stack run            # make run
+    python -m ticketflow.dev.stack run --celery   # make run-celery
+    python -m ticketflow.dev.stack migrate        # make migrate
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -54,6 +58,7 @@ class Ports:
     smtp: int = 8025
     worker_logs: int = 8793
     trigger_logs: int = 8794
+    redis: int = 6390
 
     @classmethod
     def free(cls) -> "Ports":
@@ -63,6 +68,17 @@ class Ports:
 
 class StackError(RuntimeError):
     pass
+
+
+def shared_airflow_settings() -> dict[str, str]:
+    """`config/airflow.env`: the Airflow settings docker-compose.yaml reads too (its `env_file`)."""
+    found = {}
+    for line in (PROJECT_ROOT / "config" / "airflow.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            found[key.strip()] = value.strip()
+    return found
 
 
 def connections(ports: Ports, app_db_url: str) -> dict[str, str]:
@@ -84,7 +100,9 @@ def connections(ports: Ports, app_db_url: str) -> dict[str, str]:
 
 class LocalStack:
     def __init__(self, home: Path, ports: Ports, postgres: EmbeddedPostgres, app_db_url: str,
-                 *, airflow_db: str = "airflow", fresh_airflow_db: bool = False, demo_data: bool = True):
+                 *, airflow_db: str = "airflow", fresh_airflow_db: bool = False, demo_data: bool = True,
+                 celery_workers: int = 0, redis_url: str | None = None):
+        """`celery_workers` > 0: the CeleryExecutor with that many workers and Redis (ours, or `redis_url`'s)."""
         self.home = Path(home)
         self.ports = ports
         self.postgres = postgres
@@ -95,7 +113,20 @@ class LocalStack:
         self.logs = self.home / "logs"
         self.mailbox = self.home / "mailbox"
         self.airflow_home = self.home / "airflow"
+        self.celery_workers = celery_workers
+        self.own_redis = celery_workers > 0 and not redis_url
+        self.broker_url = redis_url or f"redis://127.0.0.1:{ports.redis}/0"
         self._children: dict[str, subprocess.Popen] = {}
+        self._commands: dict[str, tuple[list[str], dict[str, str]]] = {}
+        self._log_offsets: dict[str, int] = {}
+
+    @property
+    def executor(self) -> str:
+        return "CeleryExecutor" if self.celery_workers else "LocalExecutor"
+
+    @property
+    def worker_names(self) -> list[str]:
+        return [f"worker{n}" for n in range(1, self.celery_workers + 1)]
 
     @property
     def api_url(self) -> str:
@@ -118,15 +149,14 @@ class LocalStack:
         venv_bin = str(Path(sys.executable).parent)
         env = {
             **os.environ,
+            **shared_airflow_settings(),
             "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYTHONPATH": str(PROJECT_ROOT / "include"),
             "TICKETFLOW_ROOT": str(PROJECT_ROOT),
             "AIRFLOW_HOME": str(self.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__EXECUTOR": self.executor,
             "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin,{VIEWER_USER}:viewer",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
@@ -143,6 +173,9 @@ class LocalStack:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             **connections(self.ports, self.app_db_url),
         }
+        if self.celery_workers:
+            env["AIRFLOW__CELERY__BROKER_URL"] = self.broker_url
+            env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + self.postgres.url(self.airflow_db)
         env.pop("TICKETFLOW_DATABASE_URL", None)  # the DAGs read ticketing_db, nothing else
         return env
 
@@ -168,7 +201,9 @@ class LocalStack:
             load_demo_data(self.app_db_url)
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self._commands[name] = (argv, env)
         log = open(self.logs / f"{name}.log", "ab")
+        self._log_offsets[name] = log.tell()
         self._children[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
                                                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.home)
         log.close()
@@ -179,9 +214,62 @@ class LocalStack:
                                  "--tts-port", str(self.ports.tts), "--tdx-port", str(self.ports.tdx),
                                  "--smtp-port", str(self.ports.smtp), "--mailbox", str(self.mailbox),
                                  "--tdx-beid", TDX_BEID, "--tdx-key", TDX_WEB_SERVICES_KEY], env)
+        if self.own_redis:
+            self._start_redis(env)
         for component in AIRFLOW_COMPONENTS:
             self._spawn(component, ["airflow", component], env)
+        for name in self.worker_names:
+            # Each worker serves its own task logs, so each needs its own port.
+            self._spawn(name, ["airflow", "celery", "worker", "--celery-hostname", f"{name}@%h"],
+                        {**env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())})
         self.wait_healthy(timeout)
+        for name in self.worker_names:
+            self.wait_for_worker(name, timeout)
+
+    def _start_redis(self, env: dict[str, str]) -> None:
+        """Redis on loopback, with an append-only file: queued tasks survive a restart, as in production."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise StackError("redis-server not found: install Debian's redis-server package (make run-celery does"
+                             " when it runs as root) or set TICKETFLOW_REDIS_URL to a Redis of yours")
+        data = self.home / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        self._spawn("redis", [binary, "--bind", "127.0.0.1", "--port", str(self.ports.redis), "--dir", str(data),
+                              "--appendonly", "yes", "--save", ""], env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            self.check_children()
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.ports.redis)) == 0:
+                    return
+            time.sleep(0.2)
+        raise StackError(f"Redis did not listen on {self.ports.redis}; see {self.logs / 'redis.log'}")
+
+    def wait_for_worker(self, name: str, timeout: float = 120) -> None:
+        """Until the Celery worker says it is ready (in its log, after this start)."""
+        log = self.logs / f"{name}.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_children()
+            with open(log, "rb") as written:
+                written.seek(self._log_offsets[name])
+                if f"{name}@" in (since_start := written.read().decode(errors="replace")) and " ready." in since_start:
+                    return
+            time.sleep(1)
+        raise StackError(f"Celery {name} not ready after {timeout:.0f}s; see {log}")
+
+    def kill(self, name: str, signum: int = signal.SIGKILL) -> None:
+        """Signal one component's whole process group (a worker and its task processes) and reap it."""
+        child = self._children.pop(name)
+        _signal_group(child.pid, signum)
+        child.wait()
+
+    def restart(self, name: str, timeout: float = 120) -> None:
+        """Start a component again, as it was started (a worker waits until it is ready)."""
+        argv, env = self._commands[name]
+        self._spawn(name, argv, env)
+        if name in self.worker_names:
+            self.wait_for_worker(name, timeout)
 
     def check_children(self) -> None:
         for name, child in self._children.items():
@@ -279,24 +367,28 @@ def _local_postgres() -> EmbeddedPostgres:
     return EmbeddedPostgres(LOCAL_DIR / "pg", int(os.environ.get("TICKETFLOW_PG_PORT", Ports.postgres)))
 
 
-def run() -> int:
+def run(celery_workers: int = 0) -> int:
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     started = time.monotonic()
     postgres = _local_postgres()
     postgres.start()
     app_db_url = database_url_from_env() or postgres.ensure_database("ticketflow")
     stack = LocalStack(LOCAL_DIR, Ports(api=int(os.environ.get("TICKETFLOW_API_PORT", Ports.api))),
-                       postgres, app_db_url)
+                       postgres, app_db_url, celery_workers=celery_workers,
+                       redis_url=os.environ.get("TICKETFLOW_REDIS_URL") or None)
     try:
         stack.prepare()
         stack.start()
         dag_ids = {path.stem for path in (PROJECT_ROOT / "dags").glob("*.py") if not path.name.startswith("_")}
         stack.wait_for_dags(dag_ids)
+        executor = stack.executor + (f" with {celery_workers} workers, broker {_redacted(stack.broker_url)}"
+                                     if celery_workers else "")
         print(
             f"\nTicketflow is up after {time.monotonic() - started:.0f}s\n"
             f"  Airflow UI and REST API: {stack.api_url}   login: {ADMIN_USER} / {ADMIN_PASSWORD}"
             f" (read-only: {VIEWER_USER} / {VIEWER_PASSWORD})\n"
             f"  automation health:       {stack.api_url}/plugin/ticketflow-health\n"
+            f"  executor:                {executor}\n"
             f"  application database:    {_redacted(app_db_url)}\n"
             f"  captured email (Maildir): {stack.mailbox}\n"
             f"  logs:                    {stack.logs}\n"
@@ -340,8 +432,10 @@ def migrate_command() -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["run", "migrate"])
-    command = parser.parse_args().command
-    return run() if command == "run" else migrate_command()
+    parser.add_argument("--celery", action="store_true",
+                        help="the CeleryExecutor with Redis and two workers, as in docker-compose.yaml")
+    args = parser.parse_args()
+    return run(celery_workers=2 if args.celery else 0) if args.command == "run" else migrate_command()
 
 
 if __name__ == "__main__":
