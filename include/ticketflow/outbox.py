@@ -5,8 +5,9 @@ change (see migration 0003) and by the event lifecycle (reminders). The
 sender takes one message at a time: it locks the row (SKIP LOCKED, so
 parallel senders never take the same one), hands it to SMTP and marks it
 sent in that same transaction. A crash after the SMTP server accepted a
-message and before the commit sends that one message again; nothing else
-can be lost or doubled. A failure schedules a retry with exponential
+message and before the commit sends that one message again, with the same
+Message-ID (it is the outbox row's), so a receiver that collapses duplicates
+by Message-ID keeps one; nothing else can be lost or doubled. A failure schedules a retry with exponential
 backoff; after the last attempt the message is parked as `dead`.
 
 Retry timing is wall-clock time by nature (when to try SMTP again), so it is
@@ -20,7 +21,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import make_msgid
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -127,13 +127,19 @@ def render(template: str, context: dict, timezone: str) -> tuple[str, str, str]:
     return subject, text, html
 
 
-def build_message(template: str, context: dict, recipient: str, sender: str, timezone: str) -> EmailMessage:
+def message_id(outbox_id: int, sender: str) -> str:
+    """The Message-ID of one outbox row: the same on every attempt, so a resend is recognisably the same message."""
+    return f"<ticketflow.outbox.{outbox_id}@{sender.rpartition('@')[2] or 'ticketflow.local'}>"
+
+
+def build_message(template: str, context: dict, recipient: str, sender: str, timezone: str,
+                  outbox_id: int) -> EmailMessage:
     subject, text, html = render(template, context, timezone)
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = sender
     message["To"] = recipient
-    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "ticketflow.local")
+    message["Message-ID"] = message_id(outbox_id, sender)
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     return message
@@ -151,7 +157,8 @@ def send_due_messages(run: AuditedRun, send: Callable[[EmailMessage], None], *, 
             message_id, template, recipient, context, attempts = claimed
             outcome.processed = 1
             try:
-                message = build_message(template, context, recipient or admin_email, sender, timezone)
+                message = build_message(template, context, recipient or admin_email, sender, timezone,
+                                        message_id)
                 send(message)
             except SmtpUnavailable:
                 raise  # rolls this unit back: the message stays queued, uncharged

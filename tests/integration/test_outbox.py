@@ -1,5 +1,6 @@
 """The email outbox end to end against real PostgreSQL and a real SMTP server: nothing lost, nothing doubled."""
 
+import smtplib
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -159,3 +160,26 @@ def test_an_event_reminder_reaches_each_attendee_with_the_local_time(db, smtp):
     text, html = parts(message)
     assert "Hello Ana Silva,\n\nA reminder that Town hall starts on 01/11/2026 at 09:00." in text
     assert "<strong>Town hall</strong>" in html
+
+
+def test_a_crash_after_smtp_accepted_resends_the_same_message_id_and_the_mailbox_keeps_one(db, smtp):
+    """The duplicate window: the message went out, the commit did not. The resend is the same message."""
+    reserve(db, customer(db, "cy"), status="confirmed")  # queues the customer's and the desk's message
+    first_ids = []
+
+    def send_then_die(message):
+        with smtplib.SMTP("127.0.0.1", smtp.port) as server:
+            server.send_message(message)
+        first_ids.append(message["Message-ID"])
+        raise SystemExit("the worker died before the commit")
+
+    with pytest.raises(SystemExit), AuditedRun(db, RunWindow("notifications", "crash", START)) as run:
+        send_due_messages(run, send_then_die, sender="ticketflow@localhost", admin_email="desk@example.com",
+                          timezone="UTC", max_attempts=3)
+    assert db.execute("SELECT count(*) FROM email_outbox WHERE status = 'queued'").fetchone()[0] == 2
+
+    assert send(db, "retry").changed == 2
+    sent_ids = {row[0] for row in db.execute("SELECT smtp_message_id FROM email_outbox")}
+    assert first_ids[0] in sent_ids
+    kept = [m["Message-ID"] for m in smtp.messages()]
+    assert sorted(kept) == sorted(sent_ids)  # two messages, each once, though one went out twice

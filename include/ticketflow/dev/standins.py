@@ -350,11 +350,15 @@ class TdxStandIn(StandIn):
 
 
 class _MaildirHandler:
+    """Keeps each accepted message once: a resend with a Message-ID already kept is accepted and dropped,
+    as Gmail and Outlook collapse duplicates."""
+
     #: Recipients at this domain are refused with a permanent error, as a real server refuses a bad mailbox.
     REFUSED_DOMAIN = "@refused.example"
 
     def __init__(self, box: mailbox.Maildir):
         self.box = box
+        self.kept_ids = {self.box.get_message(key)["Message-ID"] for key in self.box.keys()}
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower().endswith(self.REFUSED_DOMAIN):
@@ -363,7 +367,11 @@ class _MaildirHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        self.box.add(envelope.original_content or envelope.content)
+        content = envelope.original_content or envelope.content
+        message_id = email.message_from_bytes(content, policy=email.policy.default)["Message-ID"]
+        if message_id is None or message_id not in self.kept_ids:
+            self.box.add(content)
+            self.kept_ids.add(message_id)
         return "250 Message accepted for delivery"
 
 
