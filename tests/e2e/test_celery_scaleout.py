@@ -2,11 +2,13 @@
 
 import mailbox
 import signal
-import threading
 import time
 
 import psycopg
 import pytest
+
+from ticketflow.dev.stack import TDX_BEID, TDX_WEB_SERVICES_KEY
+from ticketflow.tdx.client import TdxClient, TdxSettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.celery]
 ROLE = "IT Support Technician"  # the stand-in TTS answers [3, 6, 9]
@@ -79,3 +81,79 @@ def test_every_contract_dag_runs_to_success_on_two_celery_workers(celery_stack, 
     assert any(box.get_message(key)["To"] == "lee@example.com" for key in box.keys())
     assert all(_received_by(celery_stack, worker) > 0 for worker in celery_stack.worker_names), \
         "both Celery workers should have run tasks"
+
+
+def _running_task_dags(api) -> set[str]:
+    instances = api.get("dags/~/dagRuns/~/taskInstances", state="running", limit=100)["task_instances"]
+    return {ti["dag_id"] for ti in instances}
+
+
+def _blocked_by(conn, pid: int) -> int:
+    return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                        (pid,)).fetchone()[0]
+
+
+def test_workers_killed_mid_task_lose_nothing_and_double_nothing(celery_stack, celery_api, world):
+    """Both workers are SIGKILLed while a task of each of four DAGs is inside its transaction.
+
+    The test holds SHARE locks on the tables those tasks write, so each blocks mid-transaction (the
+    recurring batch after claiming its templates, the assignment after creating a task, the TDX batch at
+    its claim, the sender after SMTP took the message). After the heartbeat timeout the scheduler fails
+    the tasks, the retries run on the restarted workers, and every effect exists exactly once.
+    """
+    api, stack = celery_api, celery_stack
+    tdx = TdxClient(TdxSettings(f"http://127.0.0.1:{stack.ports.tdx}/TDWebApi/api", TDX_BEID, TDX_WEB_SERVICES_KEY))
+    report_tickets = [row["TicketID"] for row in tdx.report(MANUAL_REPORT)["DataRows"]]
+    feeds_before = {ticket: len(tdx.feed(ticket)) for ticket in report_tickets}
+    with psycopg.connect(stack.app_db_url, autocommit=True) as conn:
+        templates = [row[0] for row in conn.execute(
+            "INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
+            " recurrence_every, next_occurrence) SELECT 'Recurring ' || g, 'IT', 'Hardware', true, 'daily', 1,"
+            " now() - interval '1 hour' FROM generate_series(1, 200) AS g RETURNING id")]
+        new_tickets = [row[0] for row in conn.execute(
+            "INSERT INTO tickets (subject, department, category, next_allocation_at) SELECT 'New ' || g, 'IT',"
+            " 'Hardware', now() + interval '20 seconds' FROM generate_series(1, 20) AS g RETURNING id")]
+        with conn.transaction():
+            conn.execute("INSERT INTO reservations (customer_id, start_time, status) SELECT id, now() + interval"
+                         " '1 day', 'confirmed' FROM customers, generate_series(1, 5)")
+            conn.execute("UPDATE email_outbox SET next_attempt_at = clock_timestamp() + interval '20 seconds'"
+                         " WHERE status = 'queued'")
+        conn.execute("TRUNCATE meta.daemon_action_log")
+
+        locker = psycopg.connect(stack.app_db_url)
+        locker.execute("LOCK TABLE tickets, email_outbox, meta.daemon_action_log IN SHARE MODE")
+        runs = {"recurring_tickets": api.trigger("recurring_tickets")["dag_run_id"],
+                "tdx_ticket_queue": api.trigger("tdx_ticket_queue", conf={"report_id": MANUAL_REPORT,
+                                                                          "dry_run": False})["dag_run_id"]}
+        targets = {*runs, "ticket_task_assignment", "notifications"}
+        _wait(lambda: targets <= _running_task_dags(api) and _blocked_by(conn, locker.info.backend_pid) >= 4,
+              seconds=180, what="a task of each DAG blocked inside its transaction")
+
+        for worker in stack.worker_names:
+            stack.kill(worker, signal.SIGKILL)
+        for worker in stack.worker_names:
+            stack.restart(worker)
+        locker.rollback()
+        locker.close()
+
+        for dag_id, run_id in runs.items():
+            assert api.wait_for_run(dag_id, run_id, timeout=600)["state"] == "success", dag_id
+        _wait(lambda: conn.execute("SELECT count(*) FROM tasks WHERE ticket_id = ANY(%s)",
+                                   (new_tickets,)).fetchone()[0] == len(new_tickets), seconds=300,
+              what="a task for every new ticket")
+        _wait(lambda: conn.execute("SELECT bool_and(status = 'sent') FROM email_outbox").fetchone()[0],
+              seconds=300, what="every email sent")
+
+        occurrences = dict(conn.execute("SELECT recurring_parent_id, count(*) FROM tickets"
+                                        " WHERE recurring_parent_id = ANY(%s) GROUP BY 1", (templates,)).fetchall())
+        assert occurrences == {template: 1 for template in templates}
+        assert conn.execute("SELECT try_number, status FROM automation_runs WHERE dag_id = 'recurring_tickets'"
+                            " AND run_id = %s", (runs["recurring_tickets"],)).fetchone() == (2, "success")
+        assert conn.execute("SELECT count(*) FROM tasks WHERE ticket_id = ANY(%s)",
+                            (new_tickets,)).fetchone()[0] == len(new_tickets)
+        assert conn.execute("SELECT count(*) FROM meta.daemon_action_log WHERE status = 'pending'").fetchone()[0] == 0
+        sent_ids = {row[0] for row in conn.execute("SELECT smtp_message_id FROM email_outbox")}
+    assert {ticket: len(tdx.feed(ticket)) for ticket in report_tickets} == feeds_before
+    box = mailbox.Maildir(str(stack.mailbox), create=False)
+    kept = [box.get_message(key)["Message-ID"] for key in box.keys()]
+    assert len(kept) == len(set(kept)) and sent_ids <= set(kept)
