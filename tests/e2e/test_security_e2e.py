@@ -1,0 +1,81 @@
+"""Security checks on the real Airflow: no data without a token, no change without the right, no secret leaked."""
+
+import json
+import re
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from ticketflow.dev.stack import TDX_WEB_SERVICES_KEY, VIEWER_PASSWORD, VIEWER_USER
+
+pytestmark = pytest.mark.e2e
+#: What Airflow answers without a token by design: liveness, version, and the login/logout redirects.
+PUBLIC = {"/api/v2/monitor/health", "/api/v2/version", "/api/v2/auth/login", "/api/v2/auth/logout"}
+#: The UI's own API (not in /openapi.json): a sample of its data routes.
+PRIVATE_UI = ["/ui/dags", "/ui/config", "/ui/dashboard/dag_stats", "/ui/auth/menus", "/ui/dependencies",
+              "/ui/backfills", "/ui/connections/hook_meta"]
+
+
+def test_no_rest_plugin_or_ui_endpoint_answers_data_without_a_token(stack):
+    document = requests.get(f"{stack.api_url}/openapi.json", timeout=30).json()
+    paths = [re.sub(r"\{[^}]+\}", "1", path) for path, operations in document["paths"].items()
+             if "get" in operations and path not in PUBLIC]
+    assert len(paths) > 60 and any(p.startswith("/ticketflow/") for p in paths)
+    answered = {}
+    for path in paths + PRIVATE_UI:
+        answer = requests.get(stack.api_url + path, timeout=30, allow_redirects=False)
+        if answer.status_code not in (401, 403):
+            answered[path] = answer.status_code
+    assert answered == {}
+    refused = requests.post(f"{stack.api_url}/api/v2/dags/event_lifecycle/dagRuns", json={"logical_date": None},
+                            timeout=30)
+    assert refused.status_code == 401
+    for page in ("/", "/plugin/ticketflow-health"):  # the UI's HTML shell: no data until it logs in
+        shell = requests.get(stack.api_url + page, timeout=30)
+        assert "event_lifecycle" not in shell.text and "automation_runs" not in shell.text
+
+
+def test_a_read_only_user_can_neither_trigger_nor_pause_nor_clear(stack, api):
+    viewer = requests.Session()
+    viewer.headers["Authorization"] = f"Bearer {stack.token(VIEWER_USER, VIEWER_PASSWORD)}"
+    before = len(api.runs("event_lifecycle"))
+    assert viewer.get(api.url("dags/event_lifecycle"), timeout=30).status_code == 200  # may look
+    attempts = [
+        viewer.post(api.url("dags/event_lifecycle/dagRuns"), json={"logical_date": None}, timeout=30),
+        viewer.patch(api.url("dags/event_lifecycle"), json={"is_paused": True}, timeout=30),
+        viewer.post(api.url("dags/event_lifecycle/clearTaskInstances"), json={"dry_run": False}, timeout=30),
+        viewer.post(f"{stack.api_url}/ticketflow/tdx/actions/clear_failed", json={}, timeout=30),
+    ]
+    assert [answer.status_code for answer in attempts] == [403, 403, 403, 403]
+    assert len(api.runs("event_lifecycle")) == before
+    assert api.get("dags/event_lifecycle")["is_paused"] is False
+
+
+def test_no_secret_in_task_logs_process_logs_xcom_or_rendered_fields(stack, api):
+    """A real TDX run (login with the WebServicesKey, bearer token) and an intake run, then everything is read."""
+    keys = json.loads((stack.airflow_home / "secrets.json").read_text())
+    secrets = {"TDX WebServicesKey": TDX_WEB_SERVICES_KEY, "Fernet key": keys["fernet_key"],
+               "JWT secret": keys["jwt_secret"], "the admin's password file": '"admin": "admin"'}
+    api.wait_for_quiet_window("tdx_ticket_queue", seconds=120)
+    runs = [("tdx_ticket_queue", api.trigger("tdx_ticket_queue", conf={"report_id": 1001, "dry_run": False})),
+            ("ticket_intake", api.trigger("ticket_intake", conf={"subject": "Password reset", "department": "IT",
+                                                                 "category": "Accounts"}))]
+    exposed = []
+    for dag_id, run in runs:
+        assert api.wait_for_run(dag_id, run["dag_run_id"], timeout=240)["state"] == "success"
+        run_path = f"dags/{dag_id}/dagRuns/{quote(run['dag_run_id'], safe='')}"
+        for instance in api.get(f"{run_path}/taskInstances", limit=100)["task_instances"]:
+            detail = api.get(f"{run_path}/taskInstances/{instance['task_id']}/{instance['map_index']}"
+                             if instance["map_index"] >= 0 else f"{run_path}/taskInstances/{instance['task_id']}")
+            xcom = api.session.get(api.url(f"{run_path}/taskInstances/{instance['task_id']}/xcomEntries"),
+                                   params={"map_index": instance["map_index"]}, timeout=30).text
+            exposed += [(name, "task instance or rendered fields", instance["task_id"])
+                        for name, secret in secrets.items() if secret in json.dumps(detail)]
+            exposed += [(name, "XCom", instance["task_id"]) for name, secret in secrets.items() if secret in xcom]
+    log_files = [*(stack.airflow_home / "logs").rglob("*.log"), *stack.logs.glob("*.log")]
+    assert any("tdx_ticket_queue" in str(path) for path in log_files)
+    for path in log_files:
+        text = path.read_text(errors="replace")
+        exposed += [(name, "log", str(path)) for name, secret in secrets.items() if secret in text]
+    assert exposed == []
