@@ -11,11 +11,14 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from ticketflow.dev import free_port
+from ticketflow.dev.postgres import EmbeddedPostgres
 from ticketflow.dev.stack import LocalStack, Ports
 from ticketflow.migrate import migrate
 from ticketflow.settings import PROJECT_ROOT
 
 TERMINAL = {"success", "failed"}
+CELERY_TEST_PG = PROJECT_ROOT / ".local" / "test-celery-pg"
 
 
 class AirflowApi:
@@ -111,27 +114,31 @@ def api(stack) -> AirflowApi:
 
 
 @pytest.fixture(scope="module")
-def celery_stack(embedded_postgres, database_factory, tmp_path_factory):
+def celery_stack(tmp_path_factory):
     """The same platform on the CeleryExecutor: Redis and two Celery workers, as docker-compose.yaml runs it.
 
-    Module-scoped: it runs only while its tests do, never beside the LocalExecutor stack's whole session.
+    It has its own embedded PostgreSQL (its tests restart it) and is module-scoped: it runs only while
+    its tests do.
     """
     redis_url = os.environ.get("TICKETFLOW_REDIS_URL") or None
     if not redis_url and not shutil.which("redis-server"):
         pytest.skip("redis-server not found: install Debian's redis-server package (make test does so when run as"
                     " root) or set TICKETFLOW_REDIS_URL")
-    app_db_url = database_factory()
-    migrate(app_db_url)
-    local = LocalStack(tmp_path_factory.mktemp("celery-stack"), Ports.free(), embedded_postgres, app_db_url,
-                       airflow_db="airflow_celery_e2e", fresh_airflow_db=True, demo_data=False,
+    home = tmp_path_factory.mktemp("celery-stack")
+    postgres = EmbeddedPostgres(CELERY_TEST_PG, free_port())  # not under pytest's private temporary folder
+    postgres.start()
+    local = LocalStack(home, Ports.free(), postgres, postgres.ensure_database("ticketflow", fresh=True),
+                       airflow_db="airflow", fresh_airflow_db=True, demo_data=False,
                        celery_workers=2, redis_url=redis_url)
     try:
+        migrate(local.app_db_url)
         local.prepare()
         local.start()
         local.wait_for_dags({path.stem for path in (PROJECT_ROOT / "dags").glob("*.py")})
         yield local
     finally:
         local.stop()
+        postgres.stop()
 
 
 @pytest.fixture

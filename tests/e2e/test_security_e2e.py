@@ -57,7 +57,6 @@ def test_no_secret_in_task_logs_process_logs_xcom_or_rendered_fields(stack, api)
     keys = json.loads((stack.airflow_home / "secrets.json").read_text())
     secrets = {"TDX WebServicesKey": TDX_WEB_SERVICES_KEY, "Fernet key": keys["fernet_key"],
                "JWT secret": keys["jwt_secret"], "the admin's password file": '"admin": "admin"'}
-    api.wait_for_quiet_window("tdx_ticket_queue", seconds=120)
     runs = [("tdx_ticket_queue", api.trigger("tdx_ticket_queue", conf={"report_id": 1001, "dry_run": False})),
             ("ticket_intake", api.trigger("ticket_intake", conf={"subject": "Password reset", "department": "IT",
                                                                  "category": "Accounts"}))]

@@ -6,10 +6,12 @@ from datetime import datetime, timezone
 
 import pytest
 
+from ticketflow import tasks
 from ticketflow.audit import AuditedRun, RunWindow
 from ticketflow.dev.stack import Ports, connections
 from ticketflow.dev.standins import SmtpStandIn
 from ticketflow.events import advance_events
+from ticketflow.intake import receive_ticket
 from ticketflow.audit import run_audited
 from ticketflow.outbox import SmtpUnavailable, requeue_dead, send_due_messages, smtp_sender
 
@@ -183,3 +185,25 @@ def test_a_crash_after_smtp_accepted_resends_the_same_message_id_and_the_mailbox
     assert first_ids[0] in sent_ids
     kept = [m["Message-ID"] for m in smtp.messages()]
     assert sorted(kept) == sorted(sent_ids)  # two messages, each once, though one went out twice
+
+
+def test_a_hostile_ticket_is_stored_literally_and_its_completion_email_escapes_it(db, smtp):
+    """SQL, HTML and 100 KB of text through intake, then the requester's "done" email."""
+    subject = "<img src=x onerror=alert(1)> '; DROP TABLE tickets;-- & more"
+    description = "<b>" + "y" * 100_000 + "</b>"
+    ticket = receive_ticket(db, {"subject": subject, "description": description, "department": "IT",
+                                 "category": "Hostile", "requester_email": "eve@example.com"}, "ticket_intake/h1")
+    assert db.execute("SELECT subject, description FROM tickets WHERE id = %s",
+                      (ticket["ticket_id"],)).fetchone() == (subject, description)
+    workflow = db.execute("INSERT INTO workflows (name, department, category, is_published, status, end_logic)"
+                          " VALUES ('<i>Flow</i>', 'IT', 'Hostile', true, 'deployed', 'notification') RETURNING id"
+                          ).fetchone()[0]
+    db.execute("INSERT INTO steps (workflow_id, name, role_name, step_order) VALUES (%s, 'Only', 'Tech', 1)",
+               (workflow,))
+    task = tasks.create_task_for_ticket(db, ticket["ticket_id"], lambda role: [7], max_assignments=1)
+    tasks.complete_task(db, task["task_id"])
+    send(db)
+    [message] = [m for m in smtp.messages() if m["To"] == "eve@example.com"]
+    text, html = parts(message)
+    assert subject in text and "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "&#39;; DROP TABLE tickets;-- &amp; more" in html

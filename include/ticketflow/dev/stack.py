@@ -264,6 +264,14 @@ class LocalStack:
         _signal_group(child.pid, signum)
         child.wait()
 
+    def revive(self) -> list[str]:
+        """Start again every component that exited (what `restart: always` does in compose); which ones."""
+        dead = [name for name, child in self._children.items() if child.poll() is not None]
+        for name in dead:
+            self._children.pop(name)
+            self.restart(name)
+        return dead
+
     def restart(self, name: str, timeout: float = 120) -> None:
         """Start a component again, as it was started (a worker waits until it is ready)."""
         argv, env = self._commands[name]
