@@ -2,14 +2,22 @@
 
 One server, one login: the routes under /ticketflow take the same JWT as
 /api/v2 (or the UI's cookie) and appear in the API server's /openapi.json.
+Airflow imports this file in every process; the app is built only where it is
+served (see `ticketflow.web.mount`).
 """
 
 from airflow.plugins_manager import AirflowPlugin
 
-from ticketflow.web.app import URL_PREFIX, create_app
-from ticketflow.web.openapi import PublishInRootOpenApi
+from ticketflow.web.mount import URL_PREFIX, LazyApp, PublishInRootOpenApi
 
-ticketflow_app = create_app()
+
+def _create_app():
+    from ticketflow.web.app import create_app
+
+    return create_app()
+
+
+ticketflow_app = LazyApp(_create_app)
 
 
 class TicketflowPlugin(AirflowPlugin):

@@ -6,8 +6,8 @@ sender takes one message at a time: it locks the row (SKIP LOCKED, so
 parallel senders never take the same one), hands it to SMTP and marks it
 sent in that same transaction. A crash after the SMTP server accepted a
 message and before the commit sends that one message again, with the same
-Message-ID (it is the outbox row's), so a receiver that collapses duplicates
-by Message-ID keeps one; nothing else can be lost or doubled. A failure schedules a retry with exponential
+Message-ID (made from the row's `message_key`), so a receiver that collapses
+duplicates by Message-ID keeps one; nothing else can be lost or doubled. A failure schedules a retry with exponential
 backoff; after the last attempt the message is parked as `dead`.
 
 Retry timing is wall-clock time by nature (when to try SMTP again), so it is
@@ -23,6 +23,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from functools import cache
 from pathlib import Path
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -48,7 +49,7 @@ SERVER_ERRORS = (OSError,)
 RETRY_MAX_SECONDS = 3600
 
 _CLAIM = """
-SELECT id, template, recipient, context, attempts
+SELECT id, message_key, template, recipient, context, attempts
 FROM email_outbox
 WHERE status = 'queued' AND next_attempt_at <= clock_timestamp()
 ORDER BY next_attempt_at, id
@@ -127,19 +128,19 @@ def render(template: str, context: dict, timezone: str) -> tuple[str, str, str]:
     return subject, text, html
 
 
-def message_id(outbox_id: int, sender: str) -> str:
+def message_id(message_key: UUID, sender: str) -> str:
     """The Message-ID of one outbox row: the same on every attempt, so a resend is recognisably the same message."""
-    return f"<ticketflow.outbox.{outbox_id}@{sender.rpartition('@')[2] or 'ticketflow.local'}>"
+    return f"<{message_key}@{sender.rpartition('@')[2] or 'ticketflow.local'}>"
 
 
 def build_message(template: str, context: dict, recipient: str, sender: str, timezone: str,
-                  outbox_id: int) -> EmailMessage:
+                  message_key: UUID) -> EmailMessage:
     subject, text, html = render(template, context, timezone)
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = sender
     message["To"] = recipient
-    message["Message-ID"] = message_id(outbox_id, sender)
+    message["Message-ID"] = message_id(message_key, sender)
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     return message
@@ -154,11 +155,11 @@ def send_due_messages(run: AuditedRun, send: Callable[[EmailMessage], None], *, 
             claimed = conn.execute(_CLAIM).fetchone()
             if claimed is None:
                 return
-            message_id, template, recipient, context, attempts = claimed
+            message_id, message_key, template, recipient, context, attempts = claimed
             outcome.processed = 1
             try:
                 message = build_message(template, context, recipient or admin_email, sender, timezone,
-                                        message_id)
+                                        message_key)
                 send(message)
             except SmtpUnavailable:
                 raise  # rolls this unit back: the message stays queued, uncharged

@@ -3,12 +3,15 @@
 import mailbox
 import signal
 import time
+from collections import Counter
 from urllib.parse import quote
 
 import psycopg
 import pytest
+import requests
 
 from ticketflow.dev.stack import TDX_BEID, TDX_WEB_SERVICES_KEY
+from ticketflow.dev.standins import deliveries
 from ticketflow.tdx.client import TdxClient, TdxSettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.celery]
@@ -157,7 +160,10 @@ def test_workers_killed_mid_task_lose_nothing_and_double_nothing(celery_stack, c
     assert {ticket: len(tdx.feed(ticket)) for ticket in report_tickets} == feeds_before
     box = mailbox.Maildir(str(stack.mailbox), create=False)
     kept = [box.get_message(key)["Message-ID"] for key in box.keys()]
-    assert len(kept) == len(set(kept)) and sent_ids <= set(kept)
+    assert sorted(kept) == sorted(sent_ids)  # every message once
+    sent_twice = [message for message, times in Counter(d["message_id"] for d in deliveries(stack.mailbox)).items()
+                  if times > 1]
+    assert len(sent_twice) <= 1  # at most the one SMTP had taken when its worker was killed
 
 
 def _due_templates(conn, count: int, label: str) -> list[int]:
@@ -172,9 +178,12 @@ def _occurrences(conn, templates: list[int]) -> dict[int, int]:
                              " GROUP BY 1", (templates,)).fetchall())
 
 
-def _run_state(api, stack, dag_id, run_id) -> str:
+def _run_state(api, stack, dag_id, run_id) -> str | None:
     stack.revive()  # as compose's `restart: always` would
-    return api.get(f"dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")["state"]
+    try:
+        return api.get(f"dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")["state"]
+    except requests.RequestException:  # the API server is coming back
+        return None
 
 
 def test_scheduler_redis_and_postgres_restarts_lose_nothing_and_double_nothing(celery_stack, celery_api):
@@ -190,20 +199,21 @@ def test_scheduler_redis_and_postgres_restarts_lose_nothing_and_double_nothing(c
         assert api.wait_for_run("recurring_tickets", queued, timeout=240)["state"] == "success"
         assert _occurrences(conn, templates) == {template: 1 for template in templates}
 
-        # Redis restarts while a task waits in its queue (no worker is up to take it).
-        for worker in stack.worker_names:
-            stack.kill(worker, signal.SIGTERM)
-        templates = _due_templates(conn, 50, "while Redis restarted ")
-        waiting = api.trigger("recurring_tickets")["dag_run_id"]
-        _wait(lambda: {ti["state"] for ti in api.get(f"dags/recurring_tickets/dagRuns/{quote(waiting, safe='')}"
-                                                     "/taskInstances")["task_instances"]} == {"queued"}, seconds=120,
-              what="the task queued in Redis")
-        stack.kill("redis", signal.SIGTERM)
-        stack.restart("redis")
-        for worker in stack.worker_names:
-            stack.restart(worker)
-        assert api.wait_for_run("recurring_tickets", waiting, timeout=300)["state"] == "success"
-        assert _occurrences(conn, templates) == {template: 1 for template in templates}
+        # Redis restarts while a task waits in its queue (no worker is up to take it); only a Redis of our own.
+        if stack.own_redis:
+            for worker in stack.worker_names:
+                stack.kill(worker, signal.SIGTERM)
+            templates = _due_templates(conn, 50, "while Redis restarted ")
+            waiting = api.trigger("recurring_tickets")["dag_run_id"]
+            _wait(lambda: {ti["state"] for ti in api.get(f"dags/recurring_tickets/dagRuns/{quote(waiting, safe='')}"
+                                                         "/taskInstances")["task_instances"]} == {"queued"},
+                  seconds=120, what="the task queued in Redis")
+            stack.kill("redis", signal.SIGTERM)
+            stack.restart("redis")
+            for worker in stack.worker_names:
+                stack.restart(worker)
+            assert api.wait_for_run("recurring_tickets", waiting, timeout=300)["state"] == "success"
+            assert _occurrences(conn, templates) == {template: 1 for template in templates}
 
         # PostgreSQL restarts while a batch is inside its transaction.
         templates = _due_templates(conn, 50, "while PostgreSQL restarted ")

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from ticketflow import events
+from ticketflow.web import dashboard
 from ticketflow.web.health import AUTOMATIONS, health_report
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
@@ -125,3 +126,12 @@ def test_my_events_include_completed_ones_unless_asked_not_to(db, event_world):
     assert {e["status"] for e in current} == {"confirmed", "cancelled"}
     with pytest.raises(events.EventNotFound, match="customer 424242 does not exist"):
         events.attendee_events(db, 424_242)
+
+
+def test_the_dashboard_shows_a_user_only_the_automations_and_tiles_of_dags_they_may_read(db):
+    _audit_run(db, "event_lifecycle", "seen", timedelta(hours=1))
+    _audit_run(db, "recurring_tickets", "hidden", timedelta(hours=1))
+    page = dashboard.render(db, {"event_lifecycle", "notifications"})
+    assert 'data-dag-id="event_lifecycle"' in page and 'data-run-id="seen"' in page
+    assert 'data-dag-id="recurring_tickets"' not in page and "hidden" not in page
+    assert 'data-tile="emails"' in page and 'data-tile="unallocated"' not in page and 'data-tile="tdx-failed"' not in page

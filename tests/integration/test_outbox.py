@@ -9,7 +9,7 @@ import pytest
 from ticketflow import tasks
 from ticketflow.audit import AuditedRun, RunWindow
 from ticketflow.dev.stack import Ports, connections
-from ticketflow.dev.standins import SmtpStandIn
+from ticketflow.dev.standins import SmtpStandIn, deliveries
 from ticketflow.events import advance_events
 from ticketflow.intake import receive_ticket
 from ticketflow.audit import run_audited
@@ -164,7 +164,7 @@ def test_an_event_reminder_reaches_each_attendee_with_the_local_time(db, smtp):
     assert "<strong>Town hall</strong>" in html
 
 
-def test_a_crash_after_smtp_accepted_resends_the_same_message_id_and_the_mailbox_keeps_one(db, smtp):
+def test_a_crash_after_smtp_accepted_resends_the_same_message_id_and_the_mailbox_keeps_one(db, smtp, tmp_path):
     """The duplicate window: the message went out, the commit did not. The resend is the same message."""
     reserve(db, customer(db, "cy"), status="confirmed")  # queues the customer's and the desk's message
     first_ids = []
@@ -185,6 +185,8 @@ def test_a_crash_after_smtp_accepted_resends_the_same_message_id_and_the_mailbox
     assert first_ids[0] in sent_ids
     kept = [m["Message-ID"] for m in smtp.messages()]
     assert sorted(kept) == sorted(sent_ids)  # two messages, each once, though one went out twice
+    delivered = [d["message_id"] for d in deliveries(tmp_path / "mail")]
+    assert delivered.count(first_ids[0]) == 2 and len(delivered) == 3
 
 
 def test_a_hostile_ticket_is_stored_literally_and_its_completion_email_escapes_it(db, smtp):

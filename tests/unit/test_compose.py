@@ -115,3 +115,9 @@ def test_the_local_celery_stack_runs_on_the_same_airflow_settings_as_compose(com
     local_processes = {*AIRFLOW_COMPONENTS, "celery worker"}
     compose_processes = {str(compose["services"][name]["command"]) for name in AIRFLOW_SERVICES - {"airflow-init"}}
     assert local_processes == compose_processes
+
+
+def test_redis_keeps_queued_tasks_across_a_restart_as_the_local_stack_does(compose):
+    redis = compose["services"]["redis"]
+    assert redis["command"] == ["redis-server", "--appendonly", "yes"]
+    assert any(volume.endswith(":/data") for volume in redis["volumes"]) and "redis-data" in compose["volumes"]

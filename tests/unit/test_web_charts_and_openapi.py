@@ -8,7 +8,7 @@ import pytest
 from ticketflow.web.charts import FAILED_COLOR, Series, bar_chart, nice_ceiling
 from ticketflow.web.dashboard import humanize_seconds
 from ticketflow.web.health import RunPoint
-from ticketflow.web.openapi import merge_openapi
+from ticketflow.web.mount import merge_openapi
 
 START = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
 WORK = (Series("processed", "processed", "#111111", lambda r: r.processed),

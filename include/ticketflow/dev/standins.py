@@ -350,15 +350,22 @@ class TdxStandIn(StandIn):
 
 
 class _MaildirHandler:
-    """Keeps each accepted message once: a resend with a Message-ID already kept is accepted and dropped,
-    as Gmail and Outlook collapse duplicates."""
+    """Keeps each message once per recipient list: a resend with a Message-ID already kept for the same
+    recipients is accepted and dropped, as Gmail and Outlook collapse duplicates. Every delivery, kept or
+    not, is a line of `deliveries.jsonl`, so a test can count what was sent as well as what was kept."""
 
     #: Recipients at this domain are refused with a permanent error, as a real server refuses a bad mailbox.
     REFUSED_DOMAIN = "@refused.example"
 
-    def __init__(self, box: mailbox.Maildir):
+    def __init__(self, box: mailbox.Maildir, directory: Path):
         self.box = box
-        self.kept_ids = {self.box.get_message(key)["Message-ID"] for key in self.box.keys()}
+        self.deliveries = Path(directory) / "deliveries.jsonl"
+        self.kept = {self._key(self.box.get_message(key)["Message-ID"], [self.box.get_message(key)["To"]])
+                     for key in self.box.keys()}
+
+    @staticmethod
+    def _key(message_id: str | None, recipients: list[str]) -> tuple:
+        return message_id, tuple(sorted(address.lower() for address in recipients))
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower().endswith(self.REFUSED_DOMAIN):
@@ -369,10 +376,19 @@ class _MaildirHandler:
     async def handle_DATA(self, server, session, envelope):
         content = envelope.original_content or envelope.content
         message_id = email.message_from_bytes(content, policy=email.policy.default)["Message-ID"]
-        if message_id is None or message_id not in self.kept_ids:
+        key = self._key(message_id, envelope.rcpt_tos)
+        with self.deliveries.open("a") as log:
+            log.write(json.dumps({"message_id": message_id, "to": envelope.rcpt_tos}) + "\n")
+        if message_id is None or key not in self.kept:
             self.box.add(content)
-            self.kept_ids.add(message_id)
+            self.kept.add(key)
         return "250 Message accepted for delivery"
+
+
+def deliveries(mailbox_dir: Path) -> list[dict]:
+    """Every message the SMTP stand-in accepted, in order, duplicates included: `{"message_id", "to"}`."""
+    path = Path(mailbox_dir) / "deliveries.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 class SmtpStandIn:
@@ -382,7 +398,8 @@ class SmtpStandIn:
         for sub in ("tmp", "new", "cur"):
             (Path(mailbox_dir) / sub).mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(str(mailbox_dir), create=False)
-        self._controller = Controller(_MaildirHandler(self.box), hostname="127.0.0.1", port=port or free_port())
+        self._controller = Controller(_MaildirHandler(self.box, mailbox_dir), hostname="127.0.0.1",
+                                      port=port or free_port())
 
     @property
     def port(self) -> int:

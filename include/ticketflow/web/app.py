@@ -10,7 +10,7 @@ signatures' annotations at runtime, including aliases local to `create_app`.)
 """
 
 from collections.abc import Callable
-from contextlib import asynccontextmanager
+from types import ModuleType
 from typing import Annotated, Any
 
 import psycopg
@@ -24,9 +24,10 @@ from ticketflow.tdx import log as tdx_log
 from ticketflow.tts import TtsClient, TtsError
 from ticketflow.web import dashboard, schemas
 from ticketflow.web.database import Database, DatabaseUnavailable, airflow_conninfo
+from ticketflow.web.mount import URL_PREFIX
 
-URL_PREFIX = "/ticketflow"
 TASK_DAG = "ticket_task_assignment"
+EVENT_DAG = "event_lifecycle"
 TDX_DAG = "tdx_ticket_queue"
 
 
@@ -40,45 +41,43 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": TicketflowError} for code in (401, 403, *codes)}
 
 
+def _message(exc: Exception) -> str:
+    return f"ticketing_db is unavailable: {exc}" if isinstance(exc, psycopg.OperationalError) else str(exc)
+
+
 def _status_of(exc: Exception) -> int:
     if isinstance(exc, (tasks.TaskNotFound, events.EventNotFound)):
         return status.HTTP_404_NOT_FOUND
     if isinstance(exc, TtsError):
         return status.HTTP_502_BAD_GATEWAY
-    if isinstance(exc, DatabaseUnavailable):
+    if isinstance(exc, (DatabaseUnavailable, psycopg.OperationalError)):
         return status.HTTP_503_SERVICE_UNAVAILABLE
     if isinstance(exc, psycopg.DataError):
         return status.HTTP_400_BAD_REQUEST
     return status.HTTP_409_CONFLICT  # a TaskError: the task's state does not allow it
 
 
-def create_app(database: Database | None = None, authenticated_user: Callable | None = None,
-               may_edit: Callable[[str], Callable] | None = None,
+def create_app(database: Database | None = None, auth: ModuleType | None = None,
                users_for_role: Callable[[str], list[int]] | None = None) -> FastAPI:
-    """The app; by default bound to Airflow's users, the `ticketing_db` connection and the TTS service."""
-    if authenticated_user is None or may_edit is None:
+    """The app; by default bound to Airflow's users (`ticketflow.web.auth`), `ticketing_db` and the TTS service."""
+    if auth is None:
         from ticketflow.web import auth
-
-        authenticated_user, may_edit = auth.authenticated_user, auth.may_edit
     database = database or Database(lambda: airflow_conninfo(TICKETING_DB_CONN_ID))
     users_for_role = users_for_role or (lambda role: TtsClient().users_for_role(role))
     Conn = Annotated[psycopg.Connection, Depends(database.connection)]
-    edit_tasks, edit_tdx = Depends(may_edit(TASK_DAG)), Depends(may_edit(TDX_DAG))
+    User = Annotated[Any, Depends(auth.authenticated_user)]
+    edit_tasks, edit_tdx = Depends(auth.may_edit(TASK_DAG)), Depends(auth.may_edit(TDX_DAG))
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI):
-        yield
-        database.close()
-
-    app = FastAPI(title="Ticketflow", version="1", lifespan=lifespan, openapi_url=None,
+    app = FastAPI(title="Ticketflow", version="1", openapi_url=None,
                   description="Tasks, events and the TDX action log of Ticketflow, on the Airflow API server.",
-                  dependencies=[Depends(authenticated_user)], responses=_errors(400, 503),
+                  dependencies=[Depends(auth.authenticated_user)], responses=_errors(400, 503),
                   generate_unique_id_function=lambda route: f"ticketflow_{route.name}")
 
-    for error in (tasks.TaskError, events.EventNotFound, TtsError, DatabaseUnavailable, psycopg.DataError):
-        app.add_exception_handler(error, lambda request, exc: JSONResponse({"detail": str(exc)}, _status_of(exc)))
+    for error in (tasks.TaskError, events.EventNotFound, TtsError, DatabaseUnavailable, psycopg.DataError,
+                  psycopg.OperationalError):
+        app.add_exception_handler(error, lambda request, exc: JSONResponse({"detail": _message(exc)}, _status_of(exc)))
 
-    task_routes = APIRouter(prefix="/tasks", tags=["Ticketflow tasks"])
+    task_routes = APIRouter(prefix="/tasks", tags=["Ticketflow tasks"], dependencies=[Depends(auth.may_read(TASK_DAG))])
     TaskId = Annotated[int, Path(ge=1, le=schemas.ID_MAX)]
 
     @task_routes.get("", response_model=schemas.TicketflowTaskCollection)
@@ -132,7 +131,8 @@ def create_app(database: Database | None = None, authenticated_user: Callable | 
         """The next step with the next users of its role; after the last step the task completes."""
         return tasks.move_to_next_step(conn, task_id, users_for_role, settings.max_assignments())
 
-    event_routes = APIRouter(prefix="/events", tags=["Ticketflow events"])
+    event_routes = APIRouter(prefix="/events", tags=["Ticketflow events"],
+                             dependencies=[Depends(auth.may_read(EVENT_DAG))])
 
     @event_routes.get("", response_model=schemas.TicketflowEventCollection)
     def list_events(conn: Conn, limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -152,7 +152,8 @@ def create_app(database: Database | None = None, authenticated_user: Callable | 
         """Any event by id, completed ones included."""
         return events.get_event(conn, event_id)
 
-    tdx_routes = APIRouter(prefix="/tdx", tags=["Ticketflow TDX action log"])
+    tdx_routes = APIRouter(prefix="/tdx", tags=["Ticketflow TDX action log"],
+                           dependencies=[Depends(auth.may_read(TDX_DAG))])
 
     @tdx_routes.get("/actions/recent", response_model=list[schemas.TicketflowTdxAction])
     def recent_actions(conn: Conn, limit: Annotated[int, Query(ge=1, le=1000)] = 100):
@@ -176,10 +177,10 @@ def create_app(database: Database | None = None, authenticated_user: Callable | 
         return {"cleared": tdx_log.clear_failed_actions(conn, body.ticket_id)}
 
     @app.get("/dashboard", response_class=HTMLResponse, tags=["Ticketflow dashboard"])
-    def health_dashboard(conn: Conn, request: Request):
+    def health_dashboard(conn: Conn, request: Request, user: User):
         """The automation health dashboard (an HTML page, shown in the Airflow UI's navigation)."""
         ui_root = request.scope.get("root_path", "").removesuffix(URL_PREFIX)
-        return dashboard.render(conn, ui_root)
+        return dashboard.render(conn, auth.readable_dag_ids(user), ui_root)
 
     for router in (task_routes, event_routes, tdx_routes):
         app.include_router(router)

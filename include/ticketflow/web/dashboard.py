@@ -43,9 +43,15 @@ def _template() -> jinja2.Template:
     return environment.get_template("dashboard.html.j2")
 
 
-def render(conn: psycopg.Connection, ui_root: str = "") -> str:
-    """The page as of now; `ui_root` is where the Airflow UI lives (links to each DAG go there)."""
+#: Which DAG a waiting-work tile belongs to: a user sees the tile when they may read that DAG.
+TILE_OWNERS = {"unallocated": "ticket_task_assignment", "emails": "notifications", "tdx": "tdx_ticket_queue"}
+
+
+def render(conn: psycopg.Connection, readable_dag_ids: set[str], ui_root: str = "") -> str:
+    """The page as of now, for a user who may read `readable_dag_ids`; `ui_root` is where the Airflow UI lives."""
     report = health_report(conn)
+    report.automations[:] = [a for a in report.automations if a.dag_id in readable_dag_ids]
+    tiles = {tile for tile, dag_id in TILE_OWNERS.items() if dag_id in readable_dag_ids}
     charts = {
         automation.dag_id: {
             "work": Markup(bar_chart(automation.runs, WORK_SERIES, name=f"{automation.dag_id} work per run")),
@@ -54,5 +60,5 @@ def render(conn: psycopg.Connection, ui_root: str = "") -> str:
         }
         for automation in report.automations if automation.runs
     }
-    return _template().render(report=report, charts=charts, ui_root=ui_root, work_series=WORK_SERIES,
+    return _template().render(report=report, charts=charts, tiles=tiles, ui_root=ui_root, work_series=WORK_SERIES,
                               generated_at=datetime.now(timezone.utc))

@@ -21,7 +21,7 @@ def _utc(conn: psycopg.Connection) -> None:
 class Database:
     """Autocommit connections (every `conn.transaction()` is a real one), their clock in UTC."""
 
-    def __init__(self, conninfo: Callable[[], str], max_size: int = 4, timeout: float = 10):
+    def __init__(self, conninfo: Callable[[], str], max_size: int = 4, timeout: float = 3):
         self._conninfo = conninfo
         self._max_size = max_size
         self._timeout = timeout
@@ -31,9 +31,10 @@ class Database:
     def _opened(self) -> ConnectionPool:
         with self._lock:
             if self._pool is None:
+                # `check`: a connection the server dropped (a restart) is replaced before a request gets it.
                 self._pool = ConnectionPool(self._conninfo(), min_size=1, max_size=self._max_size,
-                                            timeout=self._timeout, kwargs={"autocommit": True},
-                                            configure=_utc, name="ticketflow-api", open=True)
+                                            timeout=self._timeout, kwargs={"autocommit": True}, configure=_utc,
+                                            check=ConnectionPool.check_connection, name="ticketflow-api", open=True)
             return self._pool
 
     def connection(self) -> Iterator[psycopg.Connection]:
@@ -47,12 +48,6 @@ class Database:
             yield conn
         finally:
             pool.putconn(conn)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
 
 
 def airflow_conninfo(conn_id: str) -> str:
