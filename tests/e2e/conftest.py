@@ -6,7 +6,7 @@ import os
 import shutil
 import time
 from datetime import datetime, timedelta, timezone
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -93,10 +93,28 @@ class AirflowApi:
             time.sleep(2)
 
 
+E2E_DB_USER, E2E_DB_PASSWORD = "ticketflow_e2e", "e2e-database-password"
+
+
+def _with_password(url: str) -> str:
+    """The embedded server trusts loopback, but the stack gets a user with a password, as production has,
+    so the security tests can look for that password in every log."""
+    if os.environ.get("TICKETFLOW_DATABASE_URL"):
+        return url  # a real server: its URL carries its own credentials
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (E2E_DB_USER,)).fetchone() is None:
+            conn.execute(f"CREATE ROLE {E2E_DB_USER} LOGIN SUPERUSER PASSWORD '{E2E_DB_PASSWORD}'")
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{E2E_DB_USER}:{E2E_DB_PASSWORD}@{parts.hostname}:{parts.port}"))
+
+
 @pytest.fixture(scope="session")
 def stack(embedded_postgres, database_factory, tmp_path_factory):
     app_db_url = database_factory()
     migrate(app_db_url)
+    app_db_url = _with_password(app_db_url)
     local = LocalStack(tmp_path_factory.mktemp("stack"), Ports.free(), embedded_postgres, app_db_url,
                        airflow_db="airflow_e2e", fresh_airflow_db=True, demo_data=False)
     try:

@@ -2,12 +2,15 @@
 
 import json
 import re
-from urllib.parse import quote
+import time
+from urllib.parse import quote, urlsplit
 
+import psycopg
 import pytest
 import requests
 
 from ticketflow.dev.stack import TDX_WEB_SERVICES_KEY, VIEWER_PASSWORD, VIEWER_USER
+from ticketflow.dev.standins import SMTP_PASSWORD
 
 pytestmark = pytest.mark.e2e
 #: What Airflow answers without a token by design: liveness, version, and the login/logout redirects.
@@ -15,6 +18,17 @@ PUBLIC = {"/api/v2/monitor/health", "/api/v2/version", "/api/v2/auth/login", "/a
 #: The UI's own API (not in /openapi.json): a sample of its data routes.
 PRIVATE_UI = ["/ui/dags", "/ui/config", "/ui/dashboard/dag_stats", "/ui/auth/menus", "/ui/dependencies",
               "/ui/backfills", "/ui/connections/hook_meta"]
+
+
+def _wait_for_sent(stack, seconds=120) -> bool:
+    deadline = time.monotonic() + seconds
+    with psycopg.connect(stack.app_db_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if conn.execute("SELECT status = 'sent' FROM email_outbox WHERE dedup_key = 'security-check'"
+                            ).fetchone()[0]:
+                return True
+            time.sleep(1)
+    return False
 
 
 def test_no_rest_plugin_or_ui_endpoint_answers_data_without_a_token(stack):
@@ -58,11 +72,20 @@ def test_a_read_only_user_can_neither_trigger_nor_pause_nor_clear(stack, api):
 def test_no_secret_in_task_logs_process_logs_xcom_or_rendered_fields(stack, api):
     """A real TDX run (login with the WebServicesKey, bearer token) and an intake run, then everything is read."""
     keys = json.loads((stack.airflow_home / "secrets.json").read_text())
-    secrets = {"TDX WebServicesKey": TDX_WEB_SERVICES_KEY, "Fernet key": keys["fernet_key"],
-               "JWT secret": keys["jwt_secret"], "the admin's password file": '"admin": "admin"'}
+    secrets = {"TDX WebServicesKey": TDX_WEB_SERVICES_KEY, "SMTP password": SMTP_PASSWORD,
+               "Fernet key": keys["fernet_key"], "JWT secret": keys["jwt_secret"],
+               "the admin's password file": '"admin": "admin"'}
+    if urlsplit(stack.app_db_url).password:
+        secrets["database password"] = urlsplit(stack.app_db_url).password
     runs = [("tdx_ticket_queue", api.trigger("tdx_ticket_queue", conf={"report_id": 1001, "dry_run": False})),
             ("ticket_intake", api.trigger("ticket_intake", conf={"subject": "Password reset", "department": "IT",
                                                                  "category": "Accounts"}))]
+    with psycopg.connect(stack.app_db_url, autocommit=True) as conn:  # an email, sent with the SMTP login
+        conn.execute("INSERT INTO email_outbox (dedup_key, template, recipient, context) VALUES"
+                     " ('security-check', 'event_reminder', 'sec@example.com', %s)",
+                     (json.dumps({"event_id": 1, "title": "Fire drill", "start_time": "2026-12-01T10:00:00+00:00",
+                                  "customer_name": "Sec"}),))
+    sent = _wait_for_sent(stack)
     exposed = []
     for dag_id, run in runs:
         assert api.wait_for_run(dag_id, run["dag_run_id"], timeout=240)["state"] == "success"
@@ -75,6 +98,7 @@ def test_no_secret_in_task_logs_process_logs_xcom_or_rendered_fields(stack, api)
             exposed += [(name, "task instance or rendered fields", instance["task_id"])
                         for name, secret in secrets.items() if secret in json.dumps(detail)]
             exposed += [(name, "XCom", instance["task_id"]) for name, secret in secrets.items() if secret in xcom]
+    assert sent, "the email was not sent"
     log_files = [*(stack.airflow_home / "logs").rglob("*.log"), *stack.logs.glob("*.log")]
     assert any("tdx_ticket_queue" in str(path) for path in log_files)
     for path in log_files:

@@ -9,7 +9,7 @@ import pytest
 from ticketflow import tasks
 from ticketflow.audit import AuditedRun, RunWindow
 from ticketflow.dev.stack import Ports, connections
-from ticketflow.dev.standins import SmtpStandIn, deliveries
+from ticketflow.dev.standins import SMTP_PASSWORD, SMTP_USER, SmtpStandIn, deliveries
 from ticketflow.events import advance_events
 from ticketflow.intake import receive_ticket
 from ticketflow.audit import run_audited
@@ -171,6 +171,7 @@ def test_a_crash_after_smtp_accepted_resends_the_same_message_id_and_the_mailbox
 
     def send_then_die(message):
         with smtplib.SMTP("127.0.0.1", smtp.port) as server:
+            server.login(SMTP_USER, SMTP_PASSWORD)
             server.send_message(message)
         first_ids.append(message["Message-ID"])
         raise SystemExit("the worker died before the commit")

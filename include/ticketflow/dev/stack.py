@@ -35,6 +35,7 @@ from cryptography.fernet import Fernet
 from ticketflow import settings
 from ticketflow.dev import free_port
 from ticketflow.dev.postgres import EmbeddedPostgres
+from ticketflow.dev.standins import SMTP_PASSWORD, SMTP_USER
 from ticketflow.migrate import main as migrate_main
 from ticketflow.migrate import migrate
 from ticketflow.settings import PROJECT_ROOT, SQL_DIR, database_url_from_env
@@ -92,7 +93,7 @@ def connections(ports: Ports, app_db_url: str) -> dict[str, str]:
             "extra": {"app_id": 46, "asset_app_id": 45},
         }),
         "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
-            "conn_type": "smtp", "host": "127.0.0.1", "port": ports.smtp,
+            "conn_type": "smtp", "host": "127.0.0.1", "port": ports.smtp, "login": SMTP_USER, "password": SMTP_PASSWORD,
             "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "ticketflow@localhost"},
         }),
     }

@@ -30,6 +30,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from ticketflow.dev import free_port
 from ticketflow.tdx.client import api_method
@@ -385,6 +386,11 @@ class _MaildirHandler:
         return "250 Message accepted for delivery"
 
 
+#: The local SMTP login (make run, the tests); production's comes from the `smtp_default` connection.
+SMTP_USER = "ticketflow"
+SMTP_PASSWORD = "local-smtp-password"
+
+
 def deliveries(mailbox_dir: Path) -> list[dict]:
     """Every message the SMTP stand-in accepted, in order, duplicates included: `{"message_id", "to"}`."""
     path = Path(mailbox_dir) / "deliveries.jsonl"
@@ -392,14 +398,24 @@ def deliveries(mailbox_dir: Path) -> list[dict]:
 
 
 class SmtpStandIn:
-    """An SMTP server on 127.0.0.1 that keeps every accepted message in a Maildir."""
+    """An SMTP server on 127.0.0.1 that keeps every accepted message in a Maildir.
 
-    def __init__(self, mailbox_dir: Path, port: int = 0):
+    It asks for a login, as a real relay does (plain AUTH: loopback only), so the
+    SMTP password travels through Airflow's connection like a production one.
+    """
+
+    def __init__(self, mailbox_dir: Path, port: int = 0, login: str = SMTP_USER, password: str = SMTP_PASSWORD):
         for sub in ("tmp", "new", "cur"):
             (Path(mailbox_dir) / sub).mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(str(mailbox_dir), create=False)
+        expected = LoginPassword(login.encode(), password.encode())
+
+        def authenticate(server, session, envelope, mechanism, auth_data) -> AuthResult:
+            return AuthResult(success=auth_data == expected)
+
         self._controller = Controller(_MaildirHandler(self.box, mailbox_dir), hostname="127.0.0.1",
-                                      port=port or free_port())
+                                      port=port or free_port(), authenticator=authenticate, auth_required=True,
+                                      auth_require_tls=False)
 
     @property
     def port(self) -> int:
