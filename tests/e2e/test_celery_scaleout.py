@@ -233,3 +233,37 @@ def test_scheduler_redis_and_postgres_restarts_lose_nothing_and_double_nothing(c
         assert _occurrences(conn, templates) == {template: 1 for template in templates}
         assert conn.execute("SELECT status FROM automation_runs WHERE run_id = %s", (during,)).fetchone() == (
             "success",)
+
+
+def test_tts_tdx_and_smtp_down_for_two_minutes_then_the_backlog_drains_on_its_own(celery_stack, celery_api, world):
+    """The stand-ins process (TTS, TDX and SMTP) is killed; work arrives; two minutes later it is back."""
+    api, stack = celery_api, celery_stack
+    with psycopg.connect(stack.app_db_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE meta.daemon_action_log")
+        stack.kill("standins", signal.SIGKILL)
+        down_at = time.monotonic()
+        tickets = [row[0] for row in conn.execute(
+            "INSERT INTO tickets (subject, department, category) SELECT 'during the outage ' || g, 'IT', 'Hardware'"
+            " FROM generate_series(1, 10) AS g RETURNING id")]
+        conn.execute("INSERT INTO reservations (customer_id, start_time, status) SELECT id, now() + interval '2 days',"
+                     " 'confirmed' FROM customers, generate_series(1, 3)")
+        time.sleep(60)
+        tdx_run = api.trigger("tdx_ticket_queue", conf={"report_id": MANUAL_REPORT, "dry_run": False})["dag_run_id"]
+        time.sleep(max(0.0, 120 - (time.monotonic() - down_at)))
+
+        # Down: nothing went out, nothing was lost, and each failure says why.
+        waiting = conn.execute("SELECT count(*), count(*) FILTER (WHERE allocation_error LIKE 'TTS unreachable%%')"
+                               " FROM tickets WHERE id = ANY(%s) AND NOT is_task_allocated", (tickets,)).fetchone()
+        assert waiting == (10, 10)
+        assert conn.execute("SELECT count(*) FROM email_outbox WHERE status = 'queued'").fetchone()[0] > 0
+        assert conn.execute("SELECT count(*) FROM email_outbox WHERE status = 'dead'").fetchone()[0] == 0
+
+        stack.restart("standins")
+        _wait(lambda: conn.execute("SELECT bool_and(is_task_allocated) FROM tickets WHERE id = ANY(%s)",
+                                   (tickets,)).fetchone()[0], seconds=420, what="every ticket assigned")
+        _wait(lambda: conn.execute("SELECT bool_and(status = 'sent') FROM email_outbox").fetchone()[0],
+              seconds=420, what="every email sent")
+        assert api.wait_for_run("tdx_ticket_queue", tdx_run, timeout=420)["state"] == "success"
+        assert conn.execute("SELECT count(*) FROM meta.daemon_action_log WHERE status IN ('pending', 'failed')"
+                            ).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM tasks WHERE ticket_id = ANY(%s)", (tickets,)).fetchone()[0] == 10
