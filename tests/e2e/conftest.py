@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -110,13 +112,9 @@ def _with_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{E2E_DB_USER}:{E2E_DB_PASSWORD}@{parts.hostname}:{parts.port}"))
 
 
-@pytest.fixture(scope="session")
-def stack(embedded_postgres, database_factory, tmp_path_factory):
-    app_db_url = database_factory()
-    migrate(app_db_url)
-    app_db_url = _with_password(app_db_url)
-    local = LocalStack(tmp_path_factory.mktemp("stack"), Ports.free(), embedded_postgres, app_db_url,
-                       airflow_db="airflow_e2e", fresh_airflow_db=True, demo_data=False)
+@contextmanager
+def _running(local: LocalStack) -> Iterator[LocalStack]:
+    """Prepared, started, every DAG parsed; stopped afterwards whatever happens, as `make run` does."""
     try:
         local.prepare()
         local.start()
@@ -124,6 +122,16 @@ def stack(embedded_postgres, database_factory, tmp_path_factory):
         yield local
     finally:
         local.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(embedded_postgres, database_factory, tmp_path_factory):
+    app_db_url = database_factory()
+    migrate(app_db_url)
+    app_db_url = _with_password(app_db_url)
+    with _running(LocalStack(tmp_path_factory.mktemp("stack"), Ports.free(), embedded_postgres, app_db_url,
+                             airflow_db="airflow_e2e", fresh_airflow_db=True, demo_data=False)) as local:
+        yield local
 
 
 @pytest.fixture
@@ -145,17 +153,13 @@ def celery_stack(tmp_path_factory):
     home = tmp_path_factory.mktemp("celery-stack")
     postgres = EmbeddedPostgres(CELERY_TEST_PG, free_port())  # not under pytest's private temporary folder
     postgres.start()
-    local = LocalStack(home, Ports.free(), postgres, postgres.ensure_database("ticketflow", fresh=True),
-                       airflow_db="airflow", fresh_airflow_db=True, demo_data=False,
-                       celery_workers=2, redis_url=redis_url)
+    app_db_url = postgres.ensure_database("ticketflow", fresh=True)
     try:
-        migrate(local.app_db_url)
-        local.prepare()
-        local.start()
-        local.wait_for_dags({path.stem for path in (PROJECT_ROOT / "dags").glob("*.py")})
-        yield local
+        migrate(app_db_url)
+        with _running(LocalStack(home, Ports.free(), postgres, app_db_url, fresh_airflow_db=True, demo_data=False,
+                                 celery_workers=2, redis_url=redis_url)) as local:
+            yield local
     finally:
-        local.stop()
         postgres.stop()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 
@@ -60,5 +59,4 @@ def render(conn: psycopg.Connection, readable_dag_ids: set[str], ui_root: str = 
         }
         for automation in report.automations if automation.runs
     }
-    return _template().render(report=report, charts=charts, tiles=tiles, ui_root=ui_root, work_series=WORK_SERIES,
-                              generated_at=datetime.now(timezone.utc))
+    return _template().render(report=report, charts=charts, tiles=tiles, ui_root=ui_root, work_series=WORK_SERIES)

@@ -52,6 +52,7 @@ class AutomationHealth:
 
 @dataclass(frozen=True)
 class HealthReport:
+    as_of: datetime
     automations: list[AutomationHealth]
     backlog: dict[str, Any]
 
@@ -72,4 +73,4 @@ def health_report(conn: psycopg.Connection, now: datetime | None = None,
             if dag_id in automations:
                 automations[dag_id].runs.append(RunPoint(**point))
         backlog = cur.execute(queries.load("health/backlog"), {"now": now}).fetchone()
-    return HealthReport(list(automations.values()), backlog)
+    return HealthReport(now, list(automations.values()), backlog)
