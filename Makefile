@@ -34,8 +34,16 @@ system-packages:
 			|| echo "make: could not install$$missing; the tests that need it are skipped"; \
 	else echo "make: missing$$missing (apt-get install$$missing as root); the tests that need it are skipped"; fi
 
+# The Celery tests (their own PostgreSQL, Redis and workers; mostly waiting on timeouts) run beside the
+# rest of the suite in a second pytest process, so the whole suite takes the longer of the two, not the sum.
 test: $(STAMP) system-packages
-	$(BIN)/python -m pytest
+	@mkdir -p .local; \
+	$(BIN)/python -m pytest -m celery -p no:cacheprovider > .local/celery-tests.log 2>&1 & celery=$$!; \
+	trap 'kill -TERM $$celery 2>/dev/null; wait $$celery; exit 130' INT TERM; \
+	$(BIN)/python -m pytest -m "not celery"; status=$$?; \
+	wait $$celery; celery_status=$$?; \
+	echo "== the Celery tests (.local/celery-tests.log)"; cat .local/celery-tests.log; \
+	exit $$(( status || celery_status ))
 
 migrate: $(STAMP)
 	$(BIN)/python -m ticketflow.dev.stack migrate

@@ -9,6 +9,7 @@ never touch the data of `make run` or of the database the URL names.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,15 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 from psycopg import sql
+
+
+def _stop_like_ctrl_c(signum, frame):
+    raise KeyboardInterrupt
+
+
+# A TERM (`make test` stopping its second pytest, or CI) ends the session as Ctrl-C does: the fixtures'
+# finalizers still stop the stacks, PostgreSQL and Redis they started.
+signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
 
 # Airflow reads its configuration at import: give the test process its own home.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="ticketflow-airflow-home-"))
