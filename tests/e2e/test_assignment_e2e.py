@@ -5,6 +5,8 @@ import time
 import psycopg
 import pytest
 
+from ticketflow.dev import eventually
+
 pytestmark = pytest.mark.e2e
 ROLE = "IT Support Technician"  # the stand-in TTS answers [3, 6, 9] for it
 
@@ -22,13 +24,8 @@ def assignment_db(stack):
 
 
 def _wait_for_task(db, ticket_id, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        row = db.execute("SELECT users, status FROM tasks WHERE ticket_id = %s", (ticket_id,)).fetchone()
-        if row:
-            return row
-        time.sleep(0.2)
-    raise AssertionError(f"no task for ticket {ticket_id} after {seconds}s")
+    return eventually(lambda: db.execute("SELECT users, status FROM tasks WHERE ticket_id = %s", (ticket_id,)).fetchone(),
+                      seconds, what=f"a task for ticket {ticket_id}", interval=0.2)
 
 
 def test_a_ticket_posted_to_the_rest_api_gets_its_task_within_seconds(api, assignment_db):

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 import requests
 
+from ticketflow.dev import eventually
 from ticketflow.dev.stack import TDX_BEID, TDX_WEB_SERVICES_KEY
 from ticketflow.dev.standins import deliveries
 from ticketflow.tdx.client import TdxClient, TdxSettings
@@ -18,16 +19,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.celery]
 ROLE = "IT Support Technician"  # the stand-in TTS answers [3, 6, 9]
 MANUAL_REPORT = 1002  # the TDX stand-in's report that no scheduled run reads
 SCHEDULED = ("recurring_tickets", "reservation_lifecycle", "event_lifecycle", "tdx_ticket_queue")
-
-
-def _wait(condition, seconds=120, what="condition"):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"{what} not met after {seconds}s")
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +66,12 @@ def test_every_contract_dag_runs_to_success_on_two_celery_workers(celery_stack, 
         assert conn.execute("SELECT status FROM events WHERE id = %s", (world["event"],)).fetchone()[0] == "completed"
         assert conn.execute("SELECT count(*) FROM meta.daemon_action_log WHERE status = 'completed'").fetchone()[0] > 0
         # The continuous DAGs: every new ticket gets its task, every queued email goes out.
-        _wait(lambda: conn.execute("SELECT bool_and(is_task_allocated) AND count(*) = 2 FROM tickets"
-                                   " WHERE NOT is_recurring").fetchone()[0], what="tasks for both new tickets")
-        _wait(lambda: conn.execute("SELECT count(*) > 0 AND bool_and(status = 'sent') FROM email_outbox"
-                                   ).fetchone()[0], what="every email sent")
+        eventually(lambda: conn.execute("SELECT bool_and(is_task_allocated) AND count(*) = 2 FROM tickets"
+                                   " WHERE NOT is_recurring").fetchone()[0], seconds=120, what="tasks for both new tickets")
+        eventually(lambda: conn.execute("SELECT count(*) > 0 AND bool_and(status = 'sent') FROM email_outbox"
+                                   ).fetchone()[0], seconds=120, what="every email sent")
     for dag_id in ("ticket_task_assignment", "notifications"):
-        _wait(lambda: any(r["state"] == "success" for r in api.runs(dag_id)), what=f"a successful {dag_id} run")
+        eventually(lambda: any(r["state"] == "success" for r in api.runs(dag_id)), seconds=120, what=f"a successful {dag_id} run")
     box = mailbox.Maildir(str(celery_stack.mailbox), create=False)
     assert any(box.get_message(key)["To"] == "lee@example.com" for key in box.keys())
     assert all(_received_by(celery_stack, worker) > 0 for worker in celery_stack.worker_names), \
@@ -130,7 +121,7 @@ def test_workers_killed_mid_task_lose_nothing_and_double_nothing(celery_stack, c
                 "tdx_ticket_queue": api.trigger("tdx_ticket_queue", conf={"report_id": MANUAL_REPORT,
                                                                           "dry_run": False})["dag_run_id"]}
         targets = {*runs, "ticket_task_assignment", "notifications"}
-        _wait(lambda: targets <= _running_task_dags(api) and _blocked_by(conn, locker.info.backend_pid) >= 4,
+        eventually(lambda: targets <= _running_task_dags(api) and _blocked_by(conn, locker.info.backend_pid) >= 4,
               seconds=180, what="a task of each DAG blocked inside its transaction")
 
         for worker in stack.worker_names:
@@ -142,10 +133,10 @@ def test_workers_killed_mid_task_lose_nothing_and_double_nothing(celery_stack, c
 
         for dag_id, run_id in runs.items():
             assert api.wait_for_run(dag_id, run_id, timeout=600)["state"] == "success", dag_id
-        _wait(lambda: conn.execute("SELECT count(*) FROM tasks WHERE ticket_id = ANY(%s)",
+        eventually(lambda: conn.execute("SELECT count(*) FROM tasks WHERE ticket_id = ANY(%s)",
                                    (new_tickets,)).fetchone()[0] == len(new_tickets), seconds=300,
               what="a task for every new ticket")
-        _wait(lambda: conn.execute("SELECT bool_and(status = 'sent') FROM email_outbox").fetchone()[0],
+        eventually(lambda: conn.execute("SELECT bool_and(status = 'sent') FROM email_outbox").fetchone()[0],
               seconds=300, what="every email sent")
 
         occurrences = dict(conn.execute("SELECT recurring_parent_id, count(*) FROM tickets"
@@ -205,7 +196,7 @@ def test_scheduler_redis_and_postgres_restarts_lose_nothing_and_double_nothing(c
                 stack.kill(worker, signal.SIGTERM)
             templates = _due_templates(conn, 50, "while Redis restarted ")
             waiting = api.trigger("recurring_tickets")["dag_run_id"]
-            _wait(lambda: {ti["state"] for ti in api.get(f"dags/recurring_tickets/dagRuns/{quote(waiting, safe='')}"
+            eventually(lambda: {ti["state"] for ti in api.get(f"dags/recurring_tickets/dagRuns/{quote(waiting, safe='')}"
                                                          "/taskInstances")["task_instances"]} == {"queued"},
                   seconds=120, what="the task queued in Redis")
             stack.kill("redis", signal.SIGTERM)
@@ -220,11 +211,11 @@ def test_scheduler_redis_and_postgres_restarts_lose_nothing_and_double_nothing(c
         locker = psycopg.connect(stack.app_db_url)
         locker.execute("LOCK TABLE tickets IN SHARE MODE")
         during = api.trigger("recurring_tickets")["dag_run_id"]
-        _wait(lambda: _blocked_by(conn, locker.info.backend_pid) >= 1, what="the batch blocked")
+        eventually(lambda: _blocked_by(conn, locker.info.backend_pid) >= 1, seconds=120, what="the batch blocked")
     stack.postgres.stop()
     stack.postgres.start()
     locker.close()  # its server is gone: the batch's transaction with it
-    state = _wait(lambda: (s := _run_state(api, stack, "recurring_tickets", during)) in ("success", "failed") and s,
+    state = eventually(lambda: (s := _run_state(api, stack, "recurring_tickets", during)) in ("success", "failed") and s,
                   seconds=600, what="the run to end, one way or the other")
     if state == "failed":  # visibly: rerun it
         api.clear("recurring_tickets", during)
@@ -259,9 +250,9 @@ def test_tts_tdx_and_smtp_down_for_two_minutes_then_the_backlog_drains_on_its_ow
         assert conn.execute("SELECT count(*) FROM email_outbox WHERE status = 'dead'").fetchone()[0] == 0
 
         stack.restart("standins")
-        _wait(lambda: conn.execute("SELECT bool_and(is_task_allocated) FROM tickets WHERE id = ANY(%s)",
+        eventually(lambda: conn.execute("SELECT bool_and(is_task_allocated) FROM tickets WHERE id = ANY(%s)",
                                    (tickets,)).fetchone()[0], seconds=420, what="every ticket assigned")
-        _wait(lambda: conn.execute("SELECT bool_and(status = 'sent') FROM email_outbox").fetchone()[0],
+        eventually(lambda: conn.execute("SELECT bool_and(status = 'sent') FROM email_outbox").fetchone()[0],
               seconds=420, what="every email sent")
         assert api.wait_for_run("tdx_ticket_queue", tdx_run, timeout=420)["state"] == "success"
         assert conn.execute("SELECT count(*) FROM meta.daemon_action_log WHERE status IN ('pending', 'failed')"

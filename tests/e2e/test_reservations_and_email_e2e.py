@@ -7,6 +7,8 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
+from ticketflow.dev import eventually
+
 pytestmark = pytest.mark.e2e
 
 
@@ -15,17 +17,6 @@ def reservation_db(stack):
     with psycopg.connect(stack.app_db_url, autocommit=True) as conn:
         conn.execute("TRUNCATE reservations, customers, email_outbox RESTART IDENTITY CASCADE")
         yield conn
-
-
-def _wait_for(condition, seconds=60):
-    """The value of `condition()` once it is truthy; the SMTP server sees a message just before its row commits."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    return condition()
 
 
 def _delivered_to(stack, address):
@@ -50,11 +41,11 @@ def test_confirming_a_reservation_with_plain_sql_mails_the_customer_within_secon
     assert delivered, "no email within 120 s"
     [message] = delivered
     assert message["Subject"] == "Your Reservation is Confirmed!"
-    outbox_row = _wait_for(lambda: reservation_db.execute(
+    outbox_row = eventually(lambda: reservation_db.execute(
         "SELECT status, smtp_message_id FROM email_outbox WHERE dedup_key = %s AND status = 'sent'",
         (f"reservation:{reservation}:confirmed",)).fetchone())
     assert outbox_row == ("sent", message["Message-ID"])
-    sent_by_runs = _wait_for(lambda: reservation_db.execute(
+    sent_by_runs = eventually(lambda: reservation_db.execute(
         "SELECT sum(changed) FROM automation_runs WHERE dag_id = 'notifications'").fetchone()[0])
     assert sent_by_runs >= 1, "the notifications runs audit what they sent"
 
@@ -99,6 +90,6 @@ def test_dead_email_is_requeued_from_the_rest_api_and_then_delivered(stack, api,
         time.sleep(0.5)
     [message] = _delivered_to(stack, "kim@example.com")
     assert message["Subject"] == "Your Reservation has been Cancelled"
-    assert _wait_for(lambda: reservation_db.execute(
+    assert eventually(lambda: reservation_db.execute(
         "SELECT status, attempts FROM email_outbox WHERE id = %s AND status = 'sent'",
         (message_id,)).fetchone()) == ("sent", 1)
