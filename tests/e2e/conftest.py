@@ -86,10 +86,10 @@ class AirflowApi:
         counts what one run changed must not race a scheduled run.
         """
         while True:
-            now = datetime.now(timezone.utc)
+            active = [r for r in self.runs(dag_id) if r["state"] in ("queued", "running")]
+            now = datetime.now(timezone.utc)  # after the query, which a loaded API server may answer slowly
             next_tick = now.replace(second=0, microsecond=0) + timedelta(
                 minutes=every_minutes - now.minute % every_minutes)
-            active = [r for r in self.runs(dag_id) if r["state"] in ("queued", "running")]
             if not active and (next_tick - now).total_seconds() >= seconds:
                 return
             time.sleep(2)
