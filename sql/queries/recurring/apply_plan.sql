@@ -13,6 +13,7 @@
     FROM plan p
     JOIN tickets t ON t.id = p.template_id
     WHERE p.create_it
+      AND t.id = ANY (ARRAY(SELECT id FROM claimed))  -- by primary key, not a scan of every ticket
     ORDER BY p.template_id, p.occurrence_at
     ON CONFLICT (recurring_parent_id, occurrence_at) WHERE recurring_parent_id IS NOT NULL DO NOTHING
     RETURNING id
