@@ -148,7 +148,40 @@ def test_round_robin_is_fair_over_1000_tickets_and_7_users(db, tts):
     assert set(counts.values()) <= {142, 143} and sum(counts.values()) == 1000
 
 
+def test_with_several_users_per_task_the_rotation_still_goes_round_the_whole_role(db, tts):
+    tts.roles[ROLE] = [1, 2, 3, 4]
+    workflow(db, "Hardware")
+    db.execute("INSERT INTO tickets (subject, department, category) SELECT 't' || g, 'IT', 'Hardware'"
+               " FROM generate_series(1, 8) g")
+    assign(db, max_assignments=3)
+    rounds = [[u["userID"] for u in users] for (users,) in db.execute("SELECT users FROM tasks ORDER BY task_id")]
+    assert rounds[:4] == [[1, 2, 3], [4, 1, 2], [3, 4, 1], [2, 3, 4]]
+    assert Counter(u for users in rounds for u in users) == {1: 6, 2: 6, 3: 6, 4: 6}
+
+
+def test_a_user_tts_names_twice_is_assigned_once_and_the_batch_goes_on(db, tts):
+    tts.roles[ROLE] = [5, 5, 8]
+    workflow(db, "Hardware")
+    workflow(db, "Rooms", department="Facilities", category="Rooms", roles=("Facilities",))
+    hardware, rooms = ticket(db), ticket(db, department="Facilities", category="Rooms")
+    assert assign(db).changed == 2
+    assert [u["userID"] for u in task_of(db, hardware)[2]] == [5, 8]
+    assert [u["userID"] for u in task_of(db, rooms)[2]] == [11, 12]
+
+
+def test_the_backoff_stays_at_an_hour_however_many_attempts_a_ticket_has_failed(db, tts):
+    workflow(db, "Hardware")
+    stuck, good = ticket(db, category="Unknown"), ticket(db)
+    db.execute("UPDATE tickets SET allocation_attempts = 5000 WHERE id = %s", (stuck,))
+    outcome = assign(db)
+    assert (outcome.details["created"], outcome.details["failed"]) == (1, 1)
+    attempts, wait = db.execute("SELECT allocation_attempts, extract(epoch FROM next_allocation_at - clock_timestamp())"
+                                " FROM tickets WHERE id = %s", (stuck,)).fetchone()
+    assert attempts == 5001 and 3500 < wait <= 3600
+
+
 def test_the_rotation_survives_restarts_and_new_users_go_first_without_shifting_the_rest(db, tts):
+
     workflow(db, "Hardware")
     tts.roles[ROLE] = [1, 2, 3]
     for _ in range(2):
