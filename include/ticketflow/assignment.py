@@ -37,18 +37,29 @@ def _users_by_role(roles: set[str], users_for_role: Callable[[str], list[int]]) 
     return found
 
 
+class NoTaskPossible(Exception):
+    """The ticket cannot get a task now; the reason is the message."""
+
+
 def allocate_ticket(conn: psycopg.Connection, ticket_id: int, users_for_role: Callable[[str], list[int]],
-                    max_assignments: int) -> str:
-    """One ticket, now (the manual "create task for ticket"): 'created', 'failed' (see allocation_error) or 'taken'."""
+                    max_assignments: int) -> bool:
+    """One ticket, now (the manual "create task for ticket"), all or nothing: True when its task was created,
+    False when a batch is serving it right now. A ticket that cannot get a task raises NoTaskPossible, and TTS
+    trouble raises TtsError; either way nothing is written, not even the reason (the DAG records that)."""
     with conn.transaction():
         conn.execute("UPDATE tickets SET next_allocation_at = NULL WHERE id = %s AND NOT is_task_allocated",
                      (ticket_id,))
         matched = conn.execute(queries.load("assignment/match_pending"), {"limit": 1, "ticket_id": ticket_id}).fetchone()
         if matched is None:
-            return "taken"
+            return False
         _, workflow_id, step_id, role = matched
-        users = _users_by_role({role}, users_for_role).get(role) if role else None
-        return _allocate_one(conn, ticket_id, workflow_id, step_id, role, users, max_assignments)
+        users, reason = [], _why_no_task(workflow_id, step_id, None)
+        if reason is None:
+            users = users_for_role(role)
+            reason = None if users else f"no users for role {role!r}"
+        if reason:
+            raise NoTaskPossible(reason)
+        return _allocate_one(conn, ticket_id, workflow_id, step_id, role, users, max_assignments) == "created"
 
 
 def pick_users(conn: psycopg.Connection, role: str, users: list[int], max_assignments: int) -> list[int]:
@@ -60,14 +71,19 @@ def pick_users(conn: psycopg.Connection, role: str, users: list[int], max_assign
     return chosen
 
 
+def _why_no_task(workflow_id, step_id, users: list[int] | str | None) -> str | None:
+    """Why a matched ticket cannot get a task (`users` may be the reason TTS gave none), or None."""
+    return ("no published, deployed workflow matches the ticket" if workflow_id is None
+            else "the matching workflow has no steps" if step_id is None
+            else users if isinstance(users, str) else None)
+
+
 def _allocate_one(conn: psycopg.Connection, ticket_id: int, workflow_id, step_id, role, users, max_assignments: int):
     """In the caller's transaction: the ticket's task, or its failure. Returns 'created', 'failed' or 'taken'."""
     if conn.execute("SELECT 1 FROM tickets WHERE id = %s AND NOT is_task_allocated FOR UPDATE SKIP LOCKED",
                     (ticket_id,)).fetchone() is None:
         return "taken"
-    error = ("no published, deployed workflow matches the ticket" if workflow_id is None
-             else "the matching workflow has no steps" if step_id is None
-             else users if isinstance(users, str) else None)
+    error = _why_no_task(workflow_id, step_id, users)
     if error:
         conn.execute(queries.load("assignment/record_failure"), {"ticket_id": ticket_id, "error": error})
         log.warning("ticket %s has no task yet: %s", ticket_id, error)

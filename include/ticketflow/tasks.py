@@ -12,7 +12,7 @@ from collections.abc import Callable
 import psycopg
 from psycopg.rows import dict_row
 
-from ticketflow.assignment import allocate_ticket, pick_users
+from ticketflow.assignment import NoTaskPossible, allocate_ticket, pick_users
 
 TASK_STATUSES = ("pending", "in_progress", "completed", "on_hold", "cancelled")
 USER_STATUSES = ("assigned", "in_progress", "completed", "on_hold")
@@ -99,16 +99,19 @@ def _new_assignments(conn: psycopg.Connection, user_ids: list[int], role: str | 
 
 def create_task_for_ticket(conn: psycopg.Connection, ticket_id: int, users_for_role: Callable[[str], list[int]],
                            max_assignments: int) -> dict:
-    """The manual "create task for ticket": the same matching and round-robin as the DAG, now."""
+    """The manual "create task for ticket": the same matching and round-robin as the DAG, now.
+
+    A refusal changes nothing; TTS trouble raises TtsError (the API's 502)."""
     exists = conn.execute("SELECT is_task_allocated FROM tickets WHERE id = %s", (ticket_id,)).fetchone()
     if exists is None:
         raise TaskNotFound(f"ticket {ticket_id} does not exist")
     if exists[0]:
         raise TaskError(f"ticket {ticket_id} already has a task")
-    result = allocate_ticket(conn, ticket_id, users_for_role, max_assignments)
-    if result != "created":
-        reason = conn.execute("SELECT allocation_error FROM tickets WHERE id = %s", (ticket_id,)).fetchone()[0]
-        raise TaskError(f"no task for ticket {ticket_id}: {reason or 'it is being assigned right now'}")
+    try:
+        if not allocate_ticket(conn, ticket_id, users_for_role, max_assignments):
+            raise TaskError(f"no task for ticket {ticket_id}: it is being assigned right now")
+    except NoTaskPossible as exc:
+        raise TaskError(f"no task for ticket {ticket_id}: {exc}") from None
     task_id = conn.execute("SELECT task_id FROM tasks WHERE ticket_id = %s", (ticket_id,)).fetchone()[0]
     return get_task(conn, task_id)
 

@@ -4,6 +4,7 @@ import pytest
 
 from ticketflow import tasks
 from ticketflow.tasks import TaskError, TaskNotFound
+from ticketflow.tts import TtsError
 
 ROLES = {"Tech": [3, 6, 9], "Lead": [1]}
 
@@ -40,6 +41,35 @@ def test_a_task_created_by_hand_has_the_serializers_fields(db, setup):
         tasks.create_task_for_ticket(db, setup["ticket"], users_for_role, 2)
     with pytest.raises(TaskNotFound):
         tasks.create_task_for_ticket(db, 999_999, users_for_role, 2)
+
+
+def _unserved(db, subject, category):
+    return db.execute("INSERT INTO tickets (subject, department, category) VALUES (%s, 'IT', %s) RETURNING id",
+                      (subject, category)).fetchone()[0]
+
+
+def _allocation_state(db, ticket_id):
+    return db.execute("SELECT is_task_allocated, allocation_error, allocation_attempts, next_allocation_at"
+                      " FROM tickets WHERE id = %s", (ticket_id,)).fetchone()
+
+
+def test_a_task_refused_by_hand_changes_nothing_and_tts_trouble_is_not_a_conflict(db, setup):
+    unmatched, served = _unserved(db, "Printer", "Printers"), _unserved(db, "Screen", "HW")
+    before = {t: _allocation_state(db, t) for t in (unmatched, served)}
+
+    with pytest.raises(TaskError, match="no published, deployed workflow matches the ticket"):
+        tasks.create_task_for_ticket(db, unmatched, users_for_role, 2)
+
+    def tts_down(role):
+        raise TtsError("TTS unreachable or failing for role 'Tech': connection refused")
+    with pytest.raises(TtsError):
+        tasks.create_task_for_ticket(db, served, tts_down, 2)
+    with pytest.raises(TaskError, match="no users for role 'Tech'"):
+        tasks.create_task_for_ticket(db, served, lambda role: [], 2)
+
+    assert {t: _allocation_state(db, t) for t in (unmatched, served)} == before
+    assert db.execute("SELECT count(*) FROM tasks WHERE ticket_id = %s", (served,)).fetchone()[0] == 0
+    assert tasks.create_task_for_ticket(db, served, users_for_role, 2)["ticket_id"] == served
 
 
 def test_list_filters_and_paginates(db, setup):
