@@ -67,7 +67,7 @@ def run_queue(conn, stand_in, queue_config, run_id="run-1", dry_run=False, clien
     client = client or client_for(stand_in)
     rows = report_rows(client.report(1), queue_config.condition_columns)
     todo = outstanding(conn, rows, queue_config)
-    return process_tickets(conn, client, queue_config, {t: rows.get(t, {}) for t in todo}, run_id, dry_run)
+    return process_tickets(conn, client, queue_config, {t: rows.get(t) for t in todo}, run_id, dry_run)
 
 
 def log_rows(conn):
@@ -192,6 +192,28 @@ def test_conditions_select_tickets_from_the_report_row_and_reach_them_later(db, 
     assert len(bodies(stand_in, 1)) == len(bodies(stand_in, 2)) == 1
     with pytest.raises(ConfigError, match="report 1 has no column PriorityName"):
         run_queue(db, stand_in, config({**COMMENT, "when": {"PriorityName": "High"}}))
+
+
+def test_a_ticket_that_left_the_report_gets_its_pending_action_finished_and_nothing_new(db, tdx):
+    stand_in = tdx(world(ticket(1), ticket(2)))
+    queue = config(COMMENT, {"type": "status_change", "new_status_id": 5, "status_name": "In Progress"})
+    comment_id = queue.actions[0].action_id
+    run_queue(db, stand_in, config(COMMENT))
+    db.execute("UPDATE meta.daemon_action_log SET status = 'pending' WHERE ticket_id = 1")  # killed before settling
+    stand_in.data.tickets[1]["StatusID"] = 9  # closed meanwhile, so it left the report
+    del stand_in.data.reports[1][0]
+
+    outcomes = {o.ticket_id: o for o in run_queue(db, stand_in, queue, "after-crash")}
+    assert [a["action_id"] for a in outcomes[1].actions] == [comment_id]
+    assert stand_in.data.tickets[1]["StatusID"] == 9  # not reopened by an action it was never due
+    assert stand_in.data.tickets[2]["StatusID"] == 5  # in the report: due, done
+    assert [r[:3] for r in log_rows(db)] == [(1, "comment", "completed"), (2, "comment", "completed"),
+                                             (2, "status_change", "completed")]
+    assert len(bodies(stand_in, 1)) == 1
+
+    stand_in.data.reports[1].insert(0, {"TicketID": 1, "Title": "Printer jams", "StatusName": "Closed"})
+    run_queue(db, stand_in, queue, "back-in-the-report")
+    assert stand_in.data.tickets[1]["StatusID"] == 5
 
 
 def test_dry_run_reads_only_and_writes_nothing(db, tdx):

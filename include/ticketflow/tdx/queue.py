@@ -250,18 +250,23 @@ def _settle_orphans(conn, ticket_id: int, orphans: dict[str, tuple], outcome: Ti
 
 
 def process_ticket(conn: psycopg.Connection, client: TdxClient, config: QueueConfig, ticket_id: int,
-                   row: dict[str, Any], run_id: str, dry_run: bool = False) -> TicketOutcome:
-    """Run every due action of the queue on one ticket, in order, each exactly once."""
+                   row: dict[str, Any] | None, run_id: str, dry_run: bool = False) -> TicketOutcome:
+    """Run every due action of the queue on one ticket, in order, each exactly once.
+
+    `row` is the ticket's report row, or None when the ticket has left the report but
+    an interrupted run left one of its actions pending: then only pending actions
+    are finished (and summarized), nothing new is started on it."""
     outcome = TicketOutcome(ticket_id)
     if not dry_run and not _try_lock(conn, ticket_id):
         outcome.busy = True  # another run is working on this ticket right now
         return outcome
     try:
-        view = TicketView(client, ticket_id, row)
+        view = TicketView(client, ticket_id, row or {})
         logged = _log_rows(conn, ticket_id)
         # A pending action is finished even if its condition no longer matches (it may be why).
         steps = [build(spec) for spec in config.steps
-                 if spec.applies_to(row) or logged.get(spec.action_id, ("", ""))[1] == "pending"]
+                 if (row is not None and spec.applies_to(row))
+                 or logged.get(spec.action_id, ("", ""))[1] == "pending"]
         for action in steps:
             _step(conn, view, action, logged.get(action.action_id), run_id, dry_run, outcome)
         known = {spec.action_id for spec in config.steps}
@@ -281,7 +286,7 @@ def process_ticket(conn: psycopg.Connection, client: TdxClient, config: QueueCon
 
 
 def process_tickets(conn: psycopg.Connection, client: TdxClient, config: QueueConfig,
-                    rows: dict[int, dict[str, Any]], run_id: str, dry_run: bool = False,
+                    rows: dict[int, dict[str, Any] | None], run_id: str, dry_run: bool = False,
                     on_ticket: Callable[[TicketOutcome], None] = lambda outcome: None) -> list[TicketOutcome]:
     """`process_ticket` over a batch; `on_ticket` sees each outcome as soon as it is known."""
     outcomes = []

@@ -57,7 +57,7 @@ def find_tickets_with_work(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     log.info("report %s: %d tickets, %d with work (dry run: %s)", report_id, len(rows), len(todo),
              is_dry_run(context))
     return [{"label": f"tickets {batch[0]}..{batch[-1]} ({len(batch)})",
-             "rows": {str(ticket_id): rows.get(ticket_id, {}) for ticket_id in batch}}
+             "rows": {str(ticket_id): rows.get(ticket_id) for ticket_id in batch}}  # None: left the report
             for batch in in_batches(todo, config.batch_size)]
 
 
