@@ -29,6 +29,7 @@ _INTERVAL = re.compile(r"(?:^|;)INTERVAL=(-?\d+)", re.IGNORECASE)
 _TIME_OF_DAY = re.compile(r"(?:^|;)BY(HOUR|MINUTE|SECOND)=", re.IGNORECASE)
 #: A window with more occurrences than this is refused rather than computed.
 MAX_OCCURRENCES_PER_WINDOW = 10_000
+TOO_MANY_OCCURRENCES = f"more than {MAX_OCCURRENCES_PER_WINDOW} occurrences due at once; move next_occurrence forward"
 _UNTIL = re.compile(r"UNTIL=(\d{8})(?:T(\d{6})(Z?))?", re.IGNORECASE)
 
 
@@ -137,6 +138,5 @@ def window(schedule: RuleSchedule, pointer: datetime, horizon: datetime, end: da
         if end is None or instant <= end:
             due.append(instant)
         if len(due) > MAX_OCCURRENCES_PER_WINDOW:
-            raise RecurrenceError(f"more than {MAX_OCCURRENCES_PER_WINDOW} occurrences due at once; "
-                                  "move next_occurrence forward")
+            raise RecurrenceError(TOO_MANY_OCCURRENCES)
     return Window(due, None)

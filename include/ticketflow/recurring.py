@@ -18,7 +18,8 @@ import psycopg
 
 from ticketflow import queries
 from ticketflow.audit import AuditedRun
-from ticketflow.recurrence import RecurrenceError, RuleSchedule, window, zone
+from ticketflow.recurrence import (MAX_OCCURRENCES_PER_WINDOW, TOO_MANY_OCCURRENCES, RecurrenceError, RuleSchedule,
+                                   window, zone)
 
 DEFAULT_BATCH_SIZE = 5000
 log = logging.getLogger(__name__)
@@ -32,11 +33,10 @@ def _max_lead_time(conn: psycopg.Connection) -> timedelta:
     ).fetchone()[0]
 
 
-def _plan_rule_batch(templates: list[tuple], due_at) -> tuple[dict, list[dict]]:
-    """The arrays for recurring/plan_from_arrays.sql, and the templates that cannot be scheduled."""
+def _plan_rule_batch(templates: list[tuple], due_at) -> dict:
+    """The arrays for recurring/plan_from_arrays.sql; a template that cannot be scheduled gets its error."""
     arrays = {k: [] for k in ("template_ids", "next_occurrences", "errors",
                               "plan_template_ids", "plan_occurrences", "plan_create")}
-    invalid = []
     for template_id, rule, tz, anchor, pointer, end, policy, horizon in templates:
         next_occurrence, error = None, None
         try:
@@ -49,12 +49,18 @@ def _plan_rule_batch(templates: list[tuple], due_at) -> tuple[dict, list[dict]]:
                 arrays["plan_create"].append(policy == "create_all" or occurrence > due_at or occurrence == missed[-1])
         except Exception as exc:  # any failure to schedule is this template's: park it, go on with the rest
             error = str(exc) if isinstance(exc, RecurrenceError) else f"cannot evaluate RRULE: {type(exc).__name__}: {exc}"
-            invalid.append({"template_id": template_id, "reason": error})
-            log.warning("recurring ticket template %s skipped: %s", template_id, error)
         arrays["template_ids"].append(template_id)
         arrays["next_occurrences"].append(next_occurrence)
         arrays["errors"].append(error)
-    return arrays, invalid
+    return arrays
+
+
+def _record_batch(outcome, claimed: int, created: int, skipped: int, parked: list[dict]) -> None:
+    """A batch's totals for the run's audit; each parked template also goes to the task log."""
+    for template in parked:
+        log.warning("recurring ticket template %s skipped: %s", template["template_id"], template["reason"])
+    outcome.processed, outcome.changed, outcome.skipped = claimed, created, skipped
+    outcome.details = {"created": created, "invalid_templates": parked}
 
 
 def create_due_occurrences(run: AuditedRun, default_timezone: str, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
@@ -62,13 +68,13 @@ def create_due_occurrences(run: AuditedRun, default_timezone: str, batch_size: i
     zone(default_timezone)  # a bad configuration fails the run before anything is written
     conn = run.conn
     params = {"due_at": run.window.due_at, "default_timezone": default_timezone, "run_id": run.window.run_id,
-              "batch_size": batch_size, "max_lead_time": _max_lead_time(conn)}
+              "batch_size": batch_size, "max_lead_time": _max_lead_time(conn),
+              "max_occurrences": MAX_OCCURRENCES_PER_WINDOW, "too_many_occurrences": TOO_MANY_OCCURRENCES}
     interval_batch = queries.load("recurring/plan_intervals") + queries.load("recurring/apply_plan")
     while True:
         with run.unit() as outcome:
-            claimed, created, skipped = conn.execute(interval_batch, params).fetchone()
-            outcome.processed, outcome.changed, outcome.skipped = claimed, created, skipped
-            outcome.details = {"created": created, "invalid_templates": []}
+            claimed, *totals = conn.execute(interval_batch, params).fetchone()
+            _record_batch(outcome, claimed, *totals)
         if claimed < batch_size:
             break
 
@@ -77,9 +83,7 @@ def create_due_occurrences(run: AuditedRun, default_timezone: str, batch_size: i
         with run.unit() as outcome:
             templates = conn.execute(queries.load("recurring/claim_rule_templates"), params).fetchall()
             if templates:
-                arrays, invalid = _plan_rule_batch(templates, run.window.due_at)
-                claimed, created, skipped = conn.execute(rule_batch, {**params, **arrays}).fetchone()
-                outcome.processed, outcome.changed, outcome.skipped = claimed, created, skipped
-                outcome.details = {"created": created, "invalid_templates": invalid}
+                arrays = _plan_rule_batch(templates, run.window.due_at)
+                _record_batch(outcome, *conn.execute(rule_batch, {**params, **arrays}).fetchone())
         if len(templates) < batch_size:
             break

@@ -211,6 +211,22 @@ def test_a_bad_rule_is_parked_with_its_reason_and_never_stops_the_others(db):
     assert occurrences(db, bad) == [T0]
 
 
+@pytest.mark.parametrize("rule", [None, "FREQ=DAILY"])
+def test_a_start_decades_off_is_parked_instead_of_flooding_the_desk_with_tickets(db, caplog, rule):
+    typo = template(db, subject="typo", next_occurrence=T0.replace(year=1926), missed_policy="create_all",
+                    recurrence_rule=rule)
+    fine = template(db, subject="fine", missed_policy="create_all", recurrence_rule=rule)
+    outcome = run(db, T0 + timedelta(minutes=5))
+
+    assert occurrences(db, typo) == [] and occurrences(db, fine) == [T0]
+    reason = "more than 10000 occurrences due at once; move next_occurrence forward"
+    assert outcome.details["invalid_templates"] == [{"template_id": typo, "reason": reason}]
+    assert db.execute("SELECT recurrence_error, next_occurrence FROM tickets WHERE id = %s", (typo,)).fetchone() == (
+        reason, T0.replace(year=1926))
+    assert db.execute("SELECT count(*) FROM recurring_occurrence_skips").fetchone()[0] == 0
+    assert f"recurring ticket template {typo} skipped: {reason}" in caplog.text
+
+
 def test_a_bad_default_time_zone_fails_the_run_before_anything_is_written(db):
     template(db)
     with pytest.raises(ValueError, match="unknown time zone 'Nowhere/Land'"):

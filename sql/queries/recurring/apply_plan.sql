@@ -38,4 +38,7 @@ advanced AS (
 )
 SELECT (SELECT count(*) FROM claimed) AS claimed,
        (SELECT count(*) FROM created) AS created,
-       (SELECT count(*) FROM skipped) AS skipped
+       (SELECT count(*) FROM skipped) AS skipped,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('template_id', template_id, 'reason', recurrence_error)
+                                  ORDER BY template_id), '[]')
+        FROM advance WHERE recurrence_error IS NOT NULL) AS parked

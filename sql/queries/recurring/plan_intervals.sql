@@ -33,7 +33,8 @@ due AS (
     -- (within the lead time) are simply early and always created.
     SELECT id, missed_policy, occurrence_at,
            max(occurrence_at) FILTER (WHERE occurrence_at <= %(due_at)s::timestamptz)
-               OVER (PARTITION BY id) AS latest_missed
+               OVER (PARTITION BY id) AS latest_missed,
+           count(*) OVER (PARTITION BY id) AS due_count
     FROM occurrences
     WHERE occurrence_at BETWEEN pointer AND horizon
       AND (recurrence_end IS NULL OR occurrence_at <= recurrence_end)
@@ -43,10 +44,15 @@ plan AS (
            missed_policy = 'create_all' OR occurrence_at > %(due_at)s::timestamptz
                OR occurrence_at = latest_missed AS create_it
     FROM due
+    WHERE due_count <= %(max_occurrences)s
 ),
 advance AS (
-    SELECT c.id AS template_id, following.next_occurrence, NULL::text AS recurrence_error
+    -- A template with more occurrences due at once than the cap (a start date
+    -- decades off, say) is parked with the reason instead, as RRULE ones are.
+    SELECT c.id AS template_id, following.next_occurrence,
+           CASE WHEN flooded.id IS NOT NULL THEN %(too_many_occurrences)s END AS recurrence_error
     FROM claimed c
     LEFT JOIN (SELECT id, min(occurrence_at) AS next_occurrence
                FROM occurrences WHERE occurrence_at > horizon GROUP BY id) AS following ON following.id = c.id
+    LEFT JOIN (SELECT DISTINCT id FROM due WHERE due_count > %(max_occurrences)s) AS flooded ON flooded.id = c.id
 )
