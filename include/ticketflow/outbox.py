@@ -122,7 +122,7 @@ def render(template: str, context: dict, timezone: str) -> tuple[str, str, str]:
     """Subject, plain text and HTML of one message; dates as dd/mm/YYYY and HH:MM in `timezone`."""
     start = datetime.fromisoformat(context.get("start_time") or context["completed_at"]).astimezone(ZoneInfo(timezone))
     values = {**context, "date": start.strftime("%d/%m/%Y"), "time": start.strftime("%H:%M")}
-    subject = SUBJECTS[template].format(**values)
+    subject = " ".join(SUBJECTS[template].format(**values).split())  # a line break in a title is no header break
     text = _environment(False).get_template(f"{template}.txt.j2").render(subject=subject, **values)
     html = _environment(True).get_template(f"{template}.html.j2").render(subject=subject, **values)
     return subject, text, html
@@ -146,6 +146,14 @@ def build_message(template: str, context: dict, recipient: str, sender: str, tim
     return message
 
 
+def _address(recipient: str | None, admin_email: str) -> str:
+    """Where a message goes: its recipient, or the admin for admin messages (NULL recipient), never a fallback."""
+    address = admin_email if recipient is None else recipient
+    if not address.strip():
+        raise ValueError("no recipient address: the customer has an empty email")
+    return address
+
+
 def send_due_messages(run: AuditedRun, send: Callable[[EmailMessage], None], *, sender: str, admin_email: str,
                       timezone: str, max_attempts: int, limit: int = 10_000) -> None:
     """Send queued messages whose time has come, one transaction per message, until none is left."""
@@ -158,7 +166,7 @@ def send_due_messages(run: AuditedRun, send: Callable[[EmailMessage], None], *, 
             message_id, message_key, template, recipient, context, attempts = claimed
             outcome.processed = 1
             try:
-                message = build_message(template, context, recipient or admin_email, sender, timezone,
+                message = build_message(template, context, _address(recipient, admin_email), sender, timezone,
                                         message_key)
                 send(message)
             except SmtpUnavailable:
@@ -178,9 +186,10 @@ def send_queued_email(run: AuditedRun) -> None:
     """The notifications task: every message due now, through `smtp_default`."""
     from ticketflow import settings
 
+    timezone = settings.default_timezone()  # a bad setting fails the task, and no message is charged for it
     with smtp_sender() as (send, sender):
         send_due_messages(run, send, sender=sender, admin_email=settings.admin_email(),
-                          timezone=settings.default_timezone(), max_attempts=settings.outbox_max_attempts())
+                          timezone=timezone, max_attempts=settings.outbox_max_attempts())
 
 
 def requeue_dead(conn: psycopg.Connection, message_ids: list[int] | None) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(os.environ.get("TICKETFLOW_ROOT", Path(__file__).resolve().parents[2]))
 SQL_DIR = PROJECT_ROOT / "sql"
@@ -24,8 +25,15 @@ def database_url_from_env() -> str | None:
 
 
 def default_timezone() -> str:
-    """IANA zone used where a row does not name its own."""
-    return os.environ.get("TICKETFLOW_TIMEZONE", "UTC")
+    """IANA zone used where a row does not name its own; checked here, so a typo fails the task that reads it
+    before anything is written or sent, instead of charging every email an attempt."""
+    name = os.environ.get("TICKETFLOW_TIMEZONE", "UTC")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"TICKETFLOW_TIMEZONE must be an IANA time zone name such as America/Toronto,"
+                         f" got {name!r}") from None
+    return name
 
 
 def _positive_number(name: str, default: float) -> float:

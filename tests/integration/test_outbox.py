@@ -13,7 +13,7 @@ from ticketflow.dev.standins import SMTP_PASSWORD, SMTP_USER, SmtpStandIn, deliv
 from ticketflow.events import advance_events
 from ticketflow.intake import receive_ticket
 from ticketflow.audit import run_audited
-from ticketflow.outbox import SmtpUnavailable, requeue_dead, send_due_messages, smtp_sender
+from ticketflow.outbox import SmtpUnavailable, requeue_dead, send_due_messages, send_queued_email, smtp_sender
 
 START = datetime(2026, 7, 14, 17, 5, tzinfo=timezone.utc)  # 13:05 in Toronto (EDT)
 
@@ -162,6 +162,45 @@ def test_an_event_reminder_reaches_each_attendee_with_the_local_time(db, smtp):
     text, html = parts(message)
     assert "Hello Ana Silva,\n\nA reminder that Town hall starts on 01/11/2026 at 09:00." in text
     assert "<strong>Town hall</strong>" in html
+
+
+def test_a_line_break_in_a_title_or_subject_stays_inside_one_subject_line(db, smtp):
+    start = datetime(2026, 7, 15, 14, 0, tzinfo=timezone.utc)
+    event = db.execute("INSERT INTO events (title, start_date, status) VALUES (%s, %s, 'confirmed') RETURNING id",
+                       ("Town\r\nBcc: victim@example.com\nhall", start)).fetchone()[0]
+    db.execute("INSERT INTO event_attendees VALUES (%s, %s)", (event, customer(db, "ana", "Ana", "Silva")))
+    run_audited(db, RunWindow("event_lifecycle", "r", start.replace(hour=0)), advance_events)
+    ticket = receive_ticket(db, {"subject": "Printer\nbroken", "department": "IT", "category": "HW",
+                                 "requester_email": "eve@example.com"}, "ticket_intake/n1")
+    workflow = db.execute("INSERT INTO workflows (name, department, category, is_published, status, end_logic)"
+                          " VALUES ('Flow', 'IT', 'HW', true, 'deployed', 'notification') RETURNING id").fetchone()[0]
+    db.execute("INSERT INTO steps (workflow_id, name, role_name, step_order) VALUES (%s, 'Only', 'Tech', 1)",
+               (workflow,))
+    tasks.complete_task(db, tasks.create_task_for_ticket(db, ticket["ticket_id"], lambda role: [7], 1)["task_id"])
+
+    assert send(db).details == {"sent": 2}
+    subjects = {m["To"]: m["Subject"].strip() for m in smtp.messages()}  # a long subject is folded
+    assert subjects == {"ana@example.com": "Reminder: Town Bcc: victim@example.com hall starts on 15/07/2026 at 10:00",
+                        "eve@example.com": f"Ticket #{ticket['ticket_id']} is done: Printer broken"}
+    assert all(m["Bcc"] is None for m in smtp.messages())
+
+
+def test_a_customer_with_an_empty_email_gets_a_clear_failure_not_the_desks_copy(db, smtp):
+    reserve(db, customer(db, "noaddress", email=" "), status="confirmed")
+    assert send(db).details == {"sent": 1, "failed": 1, "dead": 0}
+    assert [(m["To"], m["Subject"]) for m in smtp.messages()] == [("desk@example.com", "New Reservation #1 - Action Required")]
+    assert db.execute("SELECT template, status, last_error FROM email_outbox WHERE status <> 'sent'").fetchall() == [
+        ("reservation_confirmed", "queued", "ValueError: no recipient address: the customer has an empty email")]
+
+
+def test_a_mistyped_time_zone_setting_fails_the_task_and_charges_no_message(db, smtp, monkeypatch):
+    reserve(db, customer(db, "ana"), status="confirmed")
+    monkeypatch.setenv("TICKETFLOW_TIMEZONE", "Europe/Londn")
+    with pytest.raises(ValueError, match="TICKETFLOW_TIMEZONE must be an IANA time zone name.*'Europe/Londn'"):
+        with AuditedRun(db, RunWindow("notifications", "tz", START)) as run:
+            send_queued_email(run)
+    assert db.execute("SELECT DISTINCT status, attempts FROM email_outbox").fetchall() == [("queued", 0)]
+    assert smtp.messages() == []
 
 
 def test_a_crash_after_smtp_accepted_resends_the_same_message_id_and_the_mailbox_keeps_one(db, smtp, tmp_path):
