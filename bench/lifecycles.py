@@ -34,7 +34,7 @@ from ticketflow.outbox import send_due_messages, smtp_sender
 DUE = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 REPEATS = 5
 MESSAGES = 5000
-PARAMS = {"due_at": DUE, "grace": timedelta(minutes=35)}
+PARAMS = {"due_at": DUE, "grace_seconds": timedelta(minutes=35).total_seconds()}
 
 
 def load_events(conn: psycopg.Connection, rows: int, due: int) -> None:

@@ -73,15 +73,17 @@ def run_window(context: Mapping[str, Any]) -> RunWindow:
 
 
 def app_connection() -> psycopg.Connection:
-    """A connection to `ticketing_db` from the Airflow connection, in autocommit mode.
+    """A connection to `ticketing_db` from the Airflow connection, in autocommit mode, its session in UTC.
 
     Autocommit makes every `conn.transaction()` block a real, separate
-    transaction: the unit of work is always explicit.
+    transaction: the unit of work is always explicit. UTC makes interval
+    arithmetic exact: in a zone with DST, PostgreSQL adds '1 day' as 23 or 25 hours.
     """
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     conn = PostgresHook(postgres_conn_id=TICKETING_DB_CONN_ID).get_conn()
     conn.autocommit = True
+    conn.execute("SET TIME ZONE 'UTC'")
     return conn
 
 

@@ -16,7 +16,8 @@ def advance_events(conn: psycopg.Connection, window: RunWindow) -> RunOutcome:
 
     One transaction (the caller's unit): the three statements see and leave one consistent state.
     """
-    params = {"due_at": window.due_at, "remind_before": timedelta(hours=settings.event_reminder_hours())}
+    params = {"due_at": window.due_at,
+              "remind_before_seconds": timedelta(hours=settings.event_reminder_hours()).total_seconds()}
     completed = conn.execute(queries.load("events/complete_ended"), params).rowcount
     started = conn.execute(queries.load("events/start_begun"), params).rowcount
     reminders = conn.execute(queries.load("events/queue_reminders"), params).rowcount
@@ -28,7 +29,8 @@ def archive_completed_events(conn: psycopg.Connection, window: RunWindow) -> Run
     """Completed events that ended more than the retention period before the run become archived."""
     archived = conn.execute(queries.load("events/archive_completed"),
                             {"due_at": window.due_at,
-                             "archive_after": timedelta(days=settings.event_archive_days())}).rowcount
+                             "archive_after_seconds": timedelta(days=settings.event_archive_days()).total_seconds()}
+                            ).rowcount
     return RunOutcome(processed=archived, changed=archived, details={"archived": archived})
 
 

@@ -14,5 +14,6 @@ def complete_overdue_reservations(conn: psycopg.Connection, window: RunWindow) -
     """Confirmed reservations at least the grace period (35 minutes) past their start become completed."""
     completed = conn.execute(queries.load("reservations/complete_overdue"),
                              {"due_at": window.due_at,
-                              "grace": timedelta(minutes=settings.reservation_grace_minutes())}).rowcount
+                              "grace_seconds": timedelta(minutes=settings.reservation_grace_minutes()).total_seconds()}
+                             ).rowcount
     return RunOutcome(processed=completed, changed=completed, details={"completed": completed})

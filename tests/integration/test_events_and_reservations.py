@@ -33,7 +33,9 @@ def _reminders(db):
 
 def test_reminders_go_once_to_every_attendee_24_hours_ahead_across_a_dst_change(db):
     # Toronto falls back on 2026-11-01: the event starts 09:00 EST Sunday = 14:00Z;
-    # 24 hours earlier is 14:00Z Saturday, which is 10:00 EDT local.
+    # 24 hours earlier is 14:00Z Saturday, which is 10:00 EDT local. The session runs in
+    # Toronto, as a server set up there would: a day added there would be 25 hours.
+    db.execute("SET TIME ZONE 'America/Toronto'")
     start = datetime(2026, 11, 1, 14, 0, tzinfo=UTC)
     event = _event(db, "Town hall", "confirmed", start, start + timedelta(hours=2))
     _event(db, "Draft thing", "draft", start)
@@ -56,14 +58,16 @@ def test_reminders_go_once_to_every_attendee_24_hours_ahead_across_a_dst_change(
 
 
 def test_completed_events_are_archived_after_90_days_and_leave_discovery(db):
+    db.execute("SET TIME ZONE 'Europe/London'")  # 90 calendar days there would be 90 x 24 h minus one hour
     due = datetime(2026, 3, 29, 3, 0, tzinfo=UTC)  # the night London springs forward
     old = _event(db, "old", "completed", due - timedelta(days=100), due - timedelta(days=90, seconds=1))
     recent = _event(db, "recent", "completed", due - timedelta(days=100), due - timedelta(days=89))
+    just_inside = _event(db, "just inside", "completed", due - timedelta(days=100), due - timedelta(days=90, minutes=-30))
     live = _event(db, "live", "confirmed", due + timedelta(days=1))
     outcome = run_audited(db, _window(due, "event_archive"), archive_completed_events)
     assert outcome.details == {"archived": 1}
     statuses = dict(db.execute("SELECT id, status FROM events").fetchall())
-    assert statuses == {old: "archived", recent: "completed", live: "confirmed"}
+    assert statuses == {old: "archived", recent: "completed", just_inside: "completed", live: "confirmed"}
     assert [r[0] for r in db.execute("SELECT id FROM events_discoverable")] == [live]
     assert db.execute("SELECT status FROM events WHERE id = %s", (old,)).fetchone()[0] == "archived"
 

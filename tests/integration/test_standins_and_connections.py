@@ -1,11 +1,13 @@
 """The stand-ins speak real HTTP/SMTP, and the connections `make run` defines reach them through the providers' hooks."""
 
+from contextlib import closing
 from dataclasses import replace
 
 import pytest
 import requests
 
 from ticketflow.dev.stack import TDX_BEID, TDX_WEB_SERVICES_KEY, Ports, connections
+from ticketflow.dagkit import app_connection
 from ticketflow.dev.standins import SmtpStandIn, TdxStandIn, TtsStandIn, demo_tdx_data
 
 
@@ -78,3 +80,13 @@ def test_smtp_default_delivers_into_the_stand_ins_mailbox(stack_connections):
     assert message["To"] == "ana@example.com"
     assert message["Subject"] == "Your Reservation is Confirmed!"
     assert message["From"] == "ticketflow@localhost"
+
+
+def test_the_ticketing_db_connection_works_in_autocommit_and_utc_whatever_the_client_zone(app_db_url, monkeypatch):
+    for name, value in connections(Ports(), app_db_url).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PGTZ", "America/Toronto")  # a client (or server default) set up in Toronto
+    with closing(app_connection()) as conn:
+        assert conn.autocommit and conn.execute("SHOW TimeZone").fetchone()[0] == "UTC"
+        assert conn.execute("SELECT timestamptz '2026-10-31 14:00Z' + interval '1 day'").fetchone()[0].isoformat() == (
+            "2026-11-01T14:00:00+00:00")

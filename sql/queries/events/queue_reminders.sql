@@ -1,6 +1,7 @@
 -- A reminder for every attendee of a confirmed event that starts within the
 -- reminder period after the run's due instant. The deduplication key makes it
--- once per attendee and event, however often the DAG runs or is rerun.
+-- once per attendee and event, however often the DAG runs or is rerun. The period
+-- is in seconds: an exact duration, whatever the session's time zone and its DST.
 INSERT INTO email_outbox (dedup_key, template, recipient, context)
 SELECT 'event:' || e.id || ':reminder:' || c.id,
        'event_reminder',
@@ -13,5 +14,5 @@ JOIN event_attendees a ON a.event_id = e.id
 JOIN customers c ON c.id = a.customer_id
 WHERE e.status = 'confirmed'
   AND e.start_date > %(due_at)s
-  AND e.start_date <= %(due_at)s::timestamptz + %(remind_before)s::interval
+  AND e.start_date <= %(due_at)s::timestamptz + make_interval(secs => %(remind_before_seconds)s)
 ON CONFLICT (dedup_key) DO NOTHING
