@@ -404,12 +404,14 @@ def test_steady_state_is_one_tdx_call_and_one_query_for_the_report(db, tdx, monk
 def test_report_rows_with_a_bad_ticket_id_are_skipped_with_a_log_line(caplog):
     report = {"ID": 7, "DisplayedColumns": [{"ColumnName": "TicketID"}, {"ColumnName": "Title"}],
               "DataRows": [{"TicketID": 1, "Title": "a"}, {"TicketID": "12x", "Title": "b"},
-                           {"TicketID": None}, {"TicketID": True}, {"TicketID": "3"}]}
+                           {"TicketID": None}, {"TicketID": True}, {"TicketID": "3"}, {"TicketID": 0},
+                           {"TicketID": -4}, {"TicketID": "2147483648"}, {"TicketID": 2147483647}]}
     with caplog.at_level(logging.WARNING):
         rows = report_rows(report, {"Title"})
-    assert rows == {1: {"Title": "a"}, 3: {"Title": None}}
-    assert "report 7 row 2 skipped: TicketID '12x' is not an integer" in caplog.text
-    assert caplog.text.count("is not an integer") == 3
+    assert rows == {1: {"Title": "a"}, 3: {"Title": None}, 2147483647: {"Title": None}}
+    assert "report 7 row 2 skipped: TicketID '12x' is not a TDX ticket id (1..2147483647)" in caplog.text
+    assert "report 7 row 8 skipped: TicketID '2147483648' is not a TDX ticket id" in caplog.text
+    assert caplog.text.count("is not a TDX ticket id") == 6
 
 
 def test_neither_the_key_nor_the_token_reaches_the_logs(db, tdx, caplog):

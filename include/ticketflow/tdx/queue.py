@@ -54,11 +54,15 @@ class TicketOutcome:
         return sum(1 for a in self.actions if a["status"] == status)
 
 
+MAX_TICKET_ID = 2**31 - 1  # TDX ids are Int32, as is meta.daemon_action_log.ticket_id
+
+
 def report_rows(report: dict, columns: Iterable[str]) -> dict[int, dict[str, Any]]:
     """Ticket id -> the row's values of `columns`, from `reports/{id}?withData=true`.
 
-    Rows whose TicketID is not an integer are skipped with a log line; a
-    condition column the report does not show is a configuration error.
+    Rows whose TicketID is not a TDX ticket id (a positive 32-bit integer) are
+    skipped with a log line, so one bad row cannot fail the run; a condition
+    column the report does not show is a configuration error.
     """
     shown = {c.get("ColumnName") for c in report.get("DisplayedColumns") or []}
     wanted = set(columns)
@@ -68,9 +72,10 @@ def report_rows(report: dict, columns: Iterable[str]) -> dict[int, dict[str, Any
     rows: dict[int, dict[str, Any]] = {}
     for number, row in enumerate(report.get("DataRows") or [], 1):
         raw = row.get("TicketID") if isinstance(row, dict) else None
-        if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, str) and raw.strip().isdigit())):
-            log.warning("report %s row %d skipped: TicketID %r is not an integer", report.get("ID"), number,
-                        str(raw)[:50])
+        valid = not isinstance(raw, bool) and (isinstance(raw, int) or (isinstance(raw, str) and raw.strip().isdigit()))
+        if not valid or not 1 <= int(raw) <= MAX_TICKET_ID:
+            log.warning("report %s row %d skipped: TicketID %r is not a TDX ticket id (1..%d)", report.get("ID"),
+                        number, str(raw)[:50], MAX_TICKET_ID)
             continue
         rows[int(raw)] = {column: row.get(column) for column in wanted}
     return rows
