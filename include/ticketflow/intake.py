@@ -9,19 +9,22 @@ import psycopg
 PRIORITIES = ["low", "medium", "high", "urgent"]
 REQUIRED = ("subject", "department", "category")
 OPTIONAL = ("external_id", "description", "sub_category", "priority", "requester_email")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_EMAIL = re.compile(EMAIL_PATTERN)
+_NOT_BLANK = r"\S"
 
 #: The JSON schema of each field, shared by the DAG's Params (the trigger form, REST validation).
 FIELD_SCHEMAS: dict[str, dict] = {
-    "subject": {"type": "string", "minLength": 1, "maxLength": 500, "description": "Short summary of the request."},
-    "department": {"type": "string", "minLength": 1, "description": "Department the ticket belongs to (workflow matching)."},
-    "category": {"type": "string", "minLength": 1, "description": "Category (workflow matching)."},
-    "external_id": {"type": ["null", "string"], "minLength": 1,
+    "subject": {"type": "string", "pattern": _NOT_BLANK, "maxLength": 500, "description": "Short summary of the request."},
+    "department": {"type": "string", "pattern": _NOT_BLANK,
+                   "description": "Department the ticket belongs to (workflow matching)."},
+    "category": {"type": "string", "pattern": _NOT_BLANK, "description": "Category (workflow matching)."},
+    "external_id": {"type": ["null", "string"], "pattern": _NOT_BLANK,
                     "description": "The sender's id: a second ticket with it updates the first."},
     "description": {"type": ["null", "string"], "description": "Full text of the request."},
     "sub_category": {"type": ["null", "string"], "description": "Sub-category (exact workflow match)."},
     "priority": {"type": ["null", "string"], "enum": [None, *PRIORITIES], "description": "low, medium, high or urgent."},
-    "requester_email": {"type": ["null", "string"], "format": "email", "description": "Who asked."},
+    "requester_email": {"type": ["null", "string"], "pattern": EMAIL_PATTERN, "description": "Who asked."},
 }
 
 

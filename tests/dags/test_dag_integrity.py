@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.exceptions import ParamValidationError
 
 from ticketflow.settings import PROJECT_ROOT
 
@@ -95,3 +96,19 @@ def test_a_dag_file_that_calls_a_service_at_import_is_caught(tmp_path):
     assert "eager" not in bag.dag_ids
     [error] = bag.import_errors.values()
     assert "a DAG file connected to ('127.0.0.1', 8091) at import time" in error
+
+
+@pytest.mark.parametrize("name, value", [("subject", "   "), ("department", "\t"), ("category", ""),
+                                         ("external_id", " "), ("requester_email", "ana@example"),
+                                         ("requester_email", "ana example.com"), ("priority", "asap")])
+def test_intake_params_refuse_blank_text_and_bad_emails_before_a_run_exists(dagbag, name, value):
+    param = dagbag.dags["ticket_intake"].params.get_param(name)
+    with pytest.raises(ParamValidationError):
+        param.resolve(value)
+
+
+def test_intake_params_take_a_proper_ticket(dagbag):
+    params = dagbag.dags["ticket_intake"].params
+    ticket = {"subject": "VPN down", "department": "IT", "category": "Network", "external_id": "EXT-1",
+              "requester_email": "ana@example.com", "priority": "high", "description": None}
+    assert {name: params.get_param(name).resolve(value) for name, value in ticket.items()} == ticket

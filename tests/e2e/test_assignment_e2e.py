@@ -1,6 +1,7 @@
 """Tickets become assigned tasks in the real Airflow: through the REST API, and written straight into the table."""
 
 import time
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -32,6 +33,12 @@ def test_a_ticket_posted_to_the_rest_api_gets_its_task_within_seconds(api, assig
     refused = api.session.post(api.url("dags/ticket_intake/dagRuns"), timeout=30,
                                json={"logical_date": None, "conf": {"department": "IT", "category": "Hardware"}})
     assert refused.status_code == 400 and "subject" in refused.text
+    misspelt = api.trigger("ticket_intake", conf={"subject": "Typo", "department": "IT", "category": "Hardware",
+                                                  "priorty": "urgent"})
+    assert api.wait_for_run("ticket_intake", misspelt["dag_run_id"])["state"] == "failed"
+    attempt = api.get(f"dags/ticket_intake/dagRuns/{quote(misspelt['dag_run_id'], safe='')}/taskInstances/receive_ticket")
+    assert (attempt["state"], attempt["try_number"]) == ("failed", 1)  # a bad ticket is not retried
+    assert assignment_db.execute("SELECT count(*) FROM tickets WHERE subject = 'Typo'").fetchone()[0] == 0
 
     started = time.monotonic()
     run = api.trigger("ticket_intake", conf={"subject": "Laptop will not boot", "department": "IT",
