@@ -5,7 +5,8 @@ to `RowsReadyTrigger`, which runs in the triggerer: it LISTENs on a
 PostgreSQL channel (the tables' triggers NOTIFY it) and re-checks on every
 notification, at the latest every `poll_seconds` (a lost notification only
 costs latency) and when the earliest scheduled item falls due. The trigger
-only reads: triggers may run twice.
+only reads (a readiness query may take a momentary share lock to skip rows
+another transaction holds): triggers may run twice.
 
 The readiness query is a file under sql/queries/ returning one row:
 (ready boolean, seconds_until_next numeric or NULL).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -27,10 +29,19 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from ticketflow import queries
 
 
+#: Unless the connection says otherwise: give up connecting after 10 s, and notice a silently dropped
+#: connection within about a minute instead of TCP's quarter of an hour.
+_LIBPQ_DEFAULTS = {"connect_timeout": 10, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+
+
 def _conninfo(conn_id: str) -> str:
+    """libpq parameters of an Airflow connection, its extras (sslmode, options, ...) included as PostgresHook does."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
     conn = BaseHook.get_connection(conn_id)
+    extras = {k: v for k, v in conn.extra_dejson.items() if k not in PostgresHook.ignored_extra_options}
     return make_conninfo(host=conn.host, port=conn.port or 5432, user=conn.login, password=conn.password or None,
-                         dbname=conn.schema)
+                         dbname=conn.schema, **{**_LIBPQ_DEFAULTS, **extras})
 
 
 class RowsReadyTrigger(BaseTrigger):
@@ -80,9 +91,11 @@ class WaitForRows(BaseOperator):
         with psycopg.connect(_conninfo(self.conn_id), autocommit=True) as conn:
             if conn.execute(queries.load(self.ready_query)).fetchone()[0]:
                 return True
+        # The timeout is the scheduler's backstop should the trigger itself stall (execution_timeout does
+        # not cover a deferral in Airflow 3.3); the trigger normally answers at max_wait_seconds.
         self.defer(trigger=RowsReadyTrigger(self.conn_id, self.channel, self.ready_query, self.poll_seconds,
                                             self.max_wait_seconds),
-                   method_name="execute_complete")
+                   method_name="execute_complete", timeout=timedelta(seconds=self.max_wait_seconds + 300))
 
     def execute_complete(self, context, event: dict) -> bool:
         if not event.get("ready"):
