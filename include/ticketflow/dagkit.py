@@ -54,14 +54,23 @@ def run_window(context: Mapping[str, Any]) -> RunWindow:
     Scheduled and backfill runs decide against `data_interval_end` (with a
     cron schedule it equals the trigger time). A run triggered through the
     REST API may have no logical date and no interval: it decides against
-    its `run_after`, the instant it was asked to run for.
+    its `run_after`, the instant it was asked to run for. A manual run for a
+    logical date in the future is refused: it would run now but complete
+    events and reservations as of that future, which nothing could undo.
     """
+    from airflow.sdk.exceptions import AirflowFailException
+
     dag_run = context["dag_run"]
     interval_start = context.get("data_interval_start")
     interval_end = context.get("data_interval_end")
     due_at = interval_end or context.get("logical_date") or dag_run.run_after
     if due_at is None:
         raise ValueError(f"run {dag_run.run_id} has no data interval, logical date or run_after")
+    if getattr(dag_run, "run_type", None) == "manual" and dag_run.run_after and due_at > dag_run.run_after:
+        raise AirflowFailException(
+            f"run {dag_run.run_id} is for {due_at.isoformat()}, later than it was triggered "
+            f"({dag_run.run_after.isoformat()}): Ticketflow does not act on the future; trigger it without a "
+            "logical date, or with one in the past")
     return RunWindow(
         dag_id=dag_run.dag_id,
         run_id=dag_run.run_id,

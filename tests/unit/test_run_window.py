@@ -13,7 +13,7 @@ TRIGGERED = datetime(2026, 11, 1, 6, 7, 31, tzinfo=timezone.utc)
 
 def _context(**values):
     dag_run = SimpleNamespace(dag_id="event_lifecycle", run_id=values.pop("run_id", "r1"),
-                              run_after=values.pop("run_after", TRIGGERED))
+                              run_after=values.pop("run_after", TRIGGERED), run_type=values.pop("run_type", "scheduled"))
     return {"dag_run": dag_run, "ti": SimpleNamespace(try_number=values.pop("try_number", 1)), **values}
 
 
@@ -30,6 +30,15 @@ def test_a_rest_triggered_run_without_logical_date_decides_against_run_after():
 
 def test_a_manual_run_with_a_logical_date_but_no_interval_uses_the_logical_date():
     assert run_window(_context(logical_date=TICK)).due_at == TICK
+
+
+def test_a_manual_run_for_a_future_logical_date_is_refused_and_a_past_one_is_fine():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    tomorrow = TRIGGERED.replace(day=2)
+    with pytest.raises(AirflowFailException, match="Ticketflow does not act on the future"):
+        run_window(_context(run_type="manual", logical_date=tomorrow, data_interval_end=tomorrow))
+    assert run_window(_context(run_type="manual", logical_date=TICK, data_interval_end=TICK)).due_at == TICK
 
 
 def test_identity_and_try_number_are_carried():
