@@ -1,10 +1,11 @@
-"""Only scheduled runs of the TDX queue act unasked; a run asked for by hand acts only with dry_run=false."""
+"""The TDX queue's run: only scheduled runs act unasked (others need dry_run=false); batches Airflow can map."""
 
 from types import SimpleNamespace
 
 import pytest
 from airflow.utils.types import DagRunType
 
+from ticketflow.tdx.queue import in_batches
 from ticketflow.tdx.runs import is_dry_run
 
 
@@ -19,3 +20,10 @@ from ticketflow.tdx.runs import is_dry_run
 def test_dry_run_rule(run_type, dry_run_param, expected):
     context = {"dag_run": SimpleNamespace(run_type=run_type), "params": {"dry_run": dry_run_param}}
     assert is_dry_run(context) is expected
+
+
+def test_batches_grow_rather_than_exceed_what_airflow_can_map():
+    assert in_batches(list(range(10)), 4, max_batches=1024) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    batches = in_batches(list(range(5000)), 1, max_batches=1024)
+    assert len(batches) <= 1024 and sum(batches, []) == list(range(5000))
+    assert in_batches([], 100, max_batches=1024) == []

@@ -94,7 +94,9 @@ def outstanding(conn: psycopg.Connection, rows: dict[int, dict[str, Any]], confi
     return [ticket_id for (ticket_id,) in found]
 
 
-def in_batches(ticket_ids: list[int], size: int) -> list[list[int]]:
+def in_batches(ticket_ids: list[int], size: int, max_batches: int) -> list[list[int]]:
+    """Batches of `size`, larger if need be: Airflow refuses to map over more than `max_batches` (max_map_length)."""
+    size = max(size, -(-len(ticket_ids) // max_batches))
     return [ticket_ids[i:i + size] for i in range(0, len(ticket_ids), size)]
 
 

@@ -44,6 +44,8 @@ def _config() -> QueueConfig:
 
 def find_tickets_with_work(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Open the audit row, read the report, and split the tickets that still have work into batches."""
+    from airflow.sdk.configuration import conf
+
     window = run_window(context)
     report_id = int(context["params"]["report_id"])
     with closing(app_connection()) as conn:
@@ -53,12 +55,14 @@ def find_tickets_with_work(context: Mapping[str, Any]) -> list[dict[str, Any]]:
         rows = report_rows(client.report(report_id), config.condition_columns)
         todo = outstanding(conn, rows, config)
         with AuditedRun(conn, window).unit() as totals:
-            totals.details = {"report_tickets": len(rows), "tickets_with_work": len(todo)}
+            # A list, not counters: each try (or Clear) that reads the report appends what it saw.
+            totals.details = {"report_reads": [{"try": window.try_number, "report_tickets": len(rows),
+                                                "tickets_with_work": len(todo)}]}
     log.info("report %s: %d tickets, %d with work (dry run: %s)", report_id, len(rows), len(todo),
              is_dry_run(context))
     return [{"label": f"tickets {batch[0]}..{batch[-1]} ({len(batch)})",
              "rows": {str(ticket_id): rows.get(ticket_id) for ticket_id in batch}}  # None: left the report
-            for batch in in_batches(todo, config.batch_size)]
+            for batch in in_batches(todo, config.batch_size, conf.getint("core", "max_map_length", fallback=1024))]
 
 
 def _add_to_totals(run: AuditedRun, outcome: TicketOutcome) -> None:
