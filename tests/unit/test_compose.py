@@ -14,7 +14,10 @@ from ticketflow.settings import PROJECT_ROOT
 AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
                     "airflow-worker", "airflow-init"}
 CONTRACT_CONNECTIONS = {"ticketing_db", "tts_api", "tdx_api", "smtp_default"}
-DEFAULTED = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
+#: What production must set: compose refuses to start without them rather than fall back to a default.
+REQUIRED = {"AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_FERNET_KEY", "POSTGRES_PASSWORD",
+            "TICKETFLOW_DB_PASSWORD", "TICKETFLOW_ADMIN_USERS", "TICKETFLOW_TDX_REPORT_ID", "TICKETFLOW_ADMIN_EMAIL"}
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +26,9 @@ def compose():
 
 
 def _interpolated(value: str) -> str:
-    """What compose makes of a value when no variable is set: every ${X:-default} becomes default."""
-    return DEFAULTED.sub(lambda m: m.group(2) or "", str(value))
+    """What compose makes of a value: every ${X:-default} becomes default, a required ${X:?...} a stand-in."""
+    return VARIABLE.sub(lambda m: f"required-{m.group(1).lower()}" if m.group(2) == "?" else m.group(3) or "",
+                        str(value))
 
 
 def test_every_production_service_is_there(compose):
@@ -121,3 +125,17 @@ def test_redis_keeps_queued_tasks_across_a_restart_as_the_local_stack_does(compo
     redis = compose["services"]["redis"]
     assert redis["command"] == ["redis-server", "--appendonly", "yes"]
     assert any(volume.endswith(":/data") for volume in redis["volumes"]) and "redis-data" in compose["volumes"]
+
+
+def test_secrets_and_what_production_must_choose_have_no_default(compose):
+    text = (PROJECT_ROOT / "docker-compose.yaml").read_text()
+    uses = [(m.group(1), m.group(2)) for m in VARIABLE.finditer(text)]
+    assert {name for name, operator in uses if operator == "?"} == REQUIRED
+    assert not [name for name, operator in uses if name in REQUIRED and operator != "?"]
+
+
+def test_every_ticketflow_setting_reaches_the_containers(compose):
+    read = set(re.findall(r"TICKETFLOW_[A-Z_]+", (PROJECT_ROOT / "include/ticketflow/settings.py").read_text()))
+    local_only = {"TICKETFLOW_DATABASE_URL", "TICKETFLOW_ROOT"}  # compose has its own database; ROOT is set
+    for name in AIRFLOW_SERVICES:
+        assert read - local_only <= set(compose["services"][name]["environment"]), name
