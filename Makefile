@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)/include
 # Installed when missing and we may (root with apt-get); otherwise the tests that need them skip and say why.
 SYSTEM_PACKAGES := chromium redis-server
 
-.PHONY: run run-celery test migrate bench venv clean system-packages
+.PHONY: run run-celery test migrate shell bench venv clean system-packages
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -22,7 +22,9 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m ticketflow.dev.stack run
 
-run-celery: $(STAMP) system-packages
+# Redis only, and only when no external one is named.
+run-celery: $(STAMP)
+	@if [ -z "$$TICKETFLOW_REDIS_URL" ]; then $(MAKE) --no-print-directory system-packages SYSTEM_PACKAGES=redis-server; fi
 	$(BIN)/python -m ticketflow.dev.stack run --celery
 
 system-packages:
@@ -47,6 +49,9 @@ test: $(STAMP) system-packages
 
 migrate: $(STAMP)
 	$(BIN)/python -m ticketflow.dev.stack migrate
+
+shell: $(STAMP)
+	$(BIN)/python -m ticketflow.dev.stack shell $(if $(CELERY),--celery)
 
 bench: $(STAMP)
 	@set -e; for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script; done

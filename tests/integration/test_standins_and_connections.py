@@ -1,5 +1,8 @@
 """The stand-ins speak real HTTP/SMTP, and the connections `make run` defines reach them through the providers' hooks."""
 
+import os
+import subprocess
+import sys
 from contextlib import closing
 from dataclasses import replace
 
@@ -9,6 +12,7 @@ import requests
 from ticketflow.dev.stack import TDX_BEID, TDX_WEB_SERVICES_KEY, Ports, connections
 from ticketflow.dagkit import app_connection
 from ticketflow.dev.standins import SmtpStandIn, TdxStandIn, TtsStandIn, demo_tdx_data
+from ticketflow.settings import PROJECT_ROOT
 
 
 @pytest.fixture
@@ -90,3 +94,14 @@ def test_the_ticketing_db_connection_works_in_autocommit_and_utc_whatever_the_cl
         assert conn.autocommit and conn.execute("SHOW TimeZone").fetchone()[0] == "UTC"
         assert conn.execute("SELECT timestamptz '2026-10-31 14:00Z' + interval '1 day'").fetchone()[0].isoformat() == (
             "2026-11-01T14:00:00+00:00")
+
+
+def test_make_shell_gives_the_cli_the_stacks_environment():
+    env = {**os.environ, "SHELL": "/bin/sh", "TICKETFLOW_DATABASE_URL": "postgresql://desk:pw@db.example:5432/tf",
+           "TICKETFLOW_API_PORT": "18080", "PYTHONPATH": str(PROJECT_ROOT / "include")}
+    shell = subprocess.run([sys.executable, "-m", "ticketflow.dev.stack", "shell"], env=env, text=True, timeout=60,
+                           input='echo "$AIRFLOW_CONN_TICKETING_DB|$AIRFLOW__CORE__EXECUTION_API_SERVER_URL|$AIRFLOW_HOME"\n',
+                           capture_output=True, check=True)
+    conn, execution_api, home = shell.stdout.strip().split("|")
+    assert conn == "postgresql://desk:pw@db.example:5432/tf"
+    assert execution_api.endswith(":18080/execution/") and home.endswith(".local/airflow")

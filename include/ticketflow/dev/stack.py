@@ -376,15 +376,19 @@ def _local_postgres() -> EmbeddedPostgres:
     return EmbeddedPostgres(LOCAL_DIR / "pg", int(os.environ.get("TICKETFLOW_PG_PORT", Ports.postgres)))
 
 
+def _local_stack(postgres: EmbeddedPostgres, app_db_url: str, celery_workers: int = 0) -> LocalStack:
+    """The stack `make run` runs, as the environment configures it."""
+    return LocalStack(LOCAL_DIR, Ports(api=int(os.environ.get("TICKETFLOW_API_PORT", Ports.api))),
+                      postgres, app_db_url, celery_workers=celery_workers,
+                      redis_url=os.environ.get("TICKETFLOW_REDIS_URL") or None)
+
+
 def run(celery_workers: int = 0) -> int:
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     started = time.monotonic()
     postgres = _local_postgres()
     postgres.start()
-    app_db_url = database_url_from_env() or postgres.ensure_database("ticketflow")
-    stack = LocalStack(LOCAL_DIR, Ports(api=int(os.environ.get("TICKETFLOW_API_PORT", Ports.api))),
-                       postgres, app_db_url, celery_workers=celery_workers,
-                       redis_url=os.environ.get("TICKETFLOW_REDIS_URL") or None)
+    stack = _local_stack(postgres, database_url_from_env() or postgres.ensure_database("ticketflow"), celery_workers)
     try:
         stack.prepare()
         stack.start()
@@ -438,13 +442,23 @@ def migrate_command() -> int:
             postgres.stop()
 
 
+def shell_command(celery_workers: int = 0) -> int:
+    """`make shell`: a shell with the running stack's environment, for the `airflow` CLI."""
+    postgres = _local_postgres()
+    stack = _local_stack(postgres, database_url_from_env() or postgres.url("ticketflow"), celery_workers)
+    shell = os.environ.get("SHELL", "bash")
+    os.execvpe(shell, [shell], stack.airflow_env())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "migrate"])
+    parser.add_argument("command", choices=["run", "migrate", "shell"])
     parser.add_argument("--celery", action="store_true",
                         help="the CeleryExecutor with Redis and two workers, as in docker-compose.yaml")
     args = parser.parse_args()
-    return run(celery_workers=2 if args.celery else 0) if args.command == "run" else migrate_command()
+    workers = 2 if args.celery else 0
+    commands = {"run": lambda: run(workers), "migrate": migrate_command, "shell": lambda: shell_command(workers)}
+    return commands[args.command]()
 
 
 if __name__ == "__main__":
