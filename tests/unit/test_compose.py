@@ -1,10 +1,15 @@
 """docker-compose.yaml checked statically: no Docker engine runs here."""
 
+import ast
+import importlib.metadata
 import json
 import re
+import sys
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from ticketflow import settings
 from ticketflow.dev.postgres import EmbeddedPostgres
@@ -90,11 +95,61 @@ def test_generated_passwords_survive_container_recreation(compose):
     assert "airflow-auth" in compose["volumes"]
 
 
-def test_image_is_the_official_airflow_plus_pinned_requirements():
+def test_image_is_the_official_airflow_plus_the_runtime_packages_at_the_pinned_versions():
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
-    pinned = re.search(r"^apache-airflow==(\S+)$", (PROJECT_ROOT / "requirements.txt").read_text(), re.M)[1]
-    assert re.search(rf"^FROM apache/airflow:{re.escape(pinned)}-python3\.11$", dockerfile, re.M)
-    assert "-r /opt/ticketflow/requirements.txt" in dockerfile
+    pinned = _pins()
+    assert re.search(rf"^FROM apache/airflow:{re.escape(pinned['apache-airflow'])}-python3\.11$", dockerfile, re.M)
+    assert "-c /opt/ticketflow/requirements.txt" in dockerfile
+    assert "-r /opt/ticketflow/runtime-requirements.txt" in dockerfile
+    assert set(_runtime()) <= set(pinned)
+
+
+def test_the_image_has_every_package_ticketflow_imports_outside_development_code():
+    installed = _with_dependencies({"apache-airflow", *_runtime()})
+    distributions = importlib.metadata.packages_distributions()
+    missing = {module: distributions.get(module) for module in _third_party_imports()
+               if not {canonicalize_name(d) for d in distributions.get(module, [])} & installed}
+    assert missing == {}
+
+
+def _pins() -> dict[str, str]:
+    lines = (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
+    return dict((canonicalize_name(name), version) for name, _, version in
+                (line.partition("==") for line in lines if "==" in line))
+
+
+def _runtime() -> list[str]:
+    lines = (PROJECT_ROOT / "docker" / "runtime-requirements.txt").read_text().splitlines()
+    return [canonicalize_name(line) for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _with_dependencies(names: set[str]) -> set[str]:
+    """The distributions and, recursively, what they require (extras aside), as installed here."""
+    seen, todo = set(), list(names)
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        for line in importlib.metadata.requires(name) or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return seen
+
+
+def _third_party_imports() -> set[str]:
+    """Top-level modules imported by the code the image runs (the development stack in ticketflow.dev aside)."""
+    files = [p for folder in ("include", "dags", "plugins") for p in (PROJECT_ROOT / folder).rglob("*.py")
+             if "dev" not in p.relative_to(PROJECT_ROOT).parts]
+    modules = set()
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    return {m for m in modules if m not in sys.stdlib_module_names and m not in ("ticketflow", "airflow")}
 
 
 def test_the_local_celery_stack_runs_on_the_same_airflow_settings_as_compose(compose, tmp_path):
