@@ -115,6 +115,8 @@ def test_tts_trouble_leaves_the_ticket_waiting_with_the_reason(db, tts, trouble)
     assert ("TTS unreachable or failing" if trouble == "down" else "not a list of user ids") in error
     if trouble == "down":
         assert len(tts.calls) == 3  # retried with backoff, then given up for this batch
+        first_gap, second_gap = (b.at - a.at for a, b in zip(tts.calls, tts.calls[1:]))
+        assert 0.45 <= first_gap < 0.95 <= second_gap  # 0.5 s, then 1 s
 
 
 def test_a_brief_tts_outage_is_ridden_out_by_the_retries(db, tts):
@@ -169,14 +171,27 @@ def test_a_user_tts_names_twice_is_assigned_once_and_the_batch_goes_on(db, tts):
     assert [u["userID"] for u in task_of(db, rooms)[2]] == [11, 12]
 
 
-def test_the_backoff_stays_at_an_hour_however_many_attempts_a_ticket_has_failed(db, tts):
+def _backoff(db, ticket_id):
+    return db.execute("SELECT allocation_attempts, extract(epoch FROM next_allocation_at - clock_timestamp())::float"
+                      " FROM tickets WHERE id = %s", (ticket_id,)).fetchone()
+
+
+def test_the_backoff_doubles_from_30_seconds_and_stays_at_an_hour_however_many_attempts(db, tts):
     workflow(db, "Hardware")
     stuck, good = ticket(db, category="Unknown"), ticket(db)
-    db.execute("UPDATE tickets SET allocation_attempts = 5000 WHERE id = %s", (stuck,))
-    outcome = assign(db)
-    assert (outcome.details["created"], outcome.details["failed"]) == (1, 1)
-    attempts, wait = db.execute("SELECT allocation_attempts, extract(epoch FROM next_allocation_at - clock_timestamp())"
-                                " FROM tickets WHERE id = %s", (stuck,)).fetchone()
+    waits = []
+    for run in range(3):
+        db.execute("UPDATE tickets SET next_allocation_at = NULL WHERE id = %s", (stuck,))  # due again now
+        assign(db, run_id=f"assign__{run}")
+        attempts, wait = _backoff(db, stuck)
+        assert attempts == run + 1
+        waits.append(wait)
+    assert [round(w, -1) for w in waits] == [30, 60, 120]
+    assert task_of(db, good) is not None
+
+    db.execute("UPDATE tickets SET allocation_attempts = 5000, next_allocation_at = NULL WHERE id = %s", (stuck,))
+    assert assign(db, run_id="assign__late").details["failed"] == 1
+    attempts, wait = _backoff(db, stuck)
     assert attempts == 5001 and 3500 < wait <= 3600
 
 

@@ -38,9 +38,12 @@ def test_reminders_go_once_to_every_attendee_24_hours_ahead_across_a_dst_change(
     db.execute("SET TIME ZONE 'America/Toronto'")
     start = datetime(2026, 11, 1, 14, 0, tzinfo=UTC)
     event = _event(db, "Town hall", "confirmed", start, start + timedelta(hours=2))
-    _event(db, "Draft thing", "draft", start)
+    draft = _event(db, "Draft thing", "draft", start)
+    cancelled = _event(db, "Called off", "cancelled", start)
     for name in ("ana", "ben"):
-        db.execute("INSERT INTO event_attendees VALUES (%s, %s)", (event, _customer(db, name, name.title())))
+        customer = _customer(db, name, name.title())
+        for attended in (event, draft, cancelled):  # only the confirmed event reminds its attendees
+            db.execute("INSERT INTO event_attendees VALUES (%s, %s)", (attended, customer))
 
     too_early = run_audited(db, _window(start - timedelta(hours=24, minutes=5), run_id="r1"), advance_events)
     assert too_early.details["reminders_queued"] == 0 and _reminders(db) == []

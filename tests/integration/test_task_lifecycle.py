@@ -73,11 +73,22 @@ def test_a_task_refused_by_hand_changes_nothing_and_tts_trouble_is_not_a_conflic
 
 
 def test_list_filters_and_paginates(db, setup):
-    pending, total = tasks.list_tasks(db, status="pending")
-    assert [t["task_id"] for t in pending] == [setup["task"]["task_id"]] and total == 1
-    assert tasks.list_tasks(db, status="completed") == ([], 0)
-    assert tasks.list_tasks(db, ticket_id=setup["ticket"])[0][0]["workflow_id"] == setup["workflow"]
-    assert tasks.list_tasks(db, workflow_id=setup["workflow"], offset=1) == ([], 1)
+    printers = db.execute("INSERT INTO workflows (name, department, category, is_published, status)"
+                          " VALUES ('Printers', 'IT', 'Printers', true, 'deployed') RETURNING id").fetchone()[0]
+    db.execute("INSERT INTO steps (workflow_id, name, role_name, step_order) VALUES (%s, 'Fix', 'Tech', 1)", (printers,))
+    other = tasks.create_task_for_ticket(db, _unserved(db, "Jam", "Printers"), users_for_role, 1)
+    tasks.complete_task(db, other["task_id"])
+    first = setup["task"]["task_id"]
+
+    def ids(**filters):
+        found, total = tasks.list_tasks(db, **filters)
+        return [t["task_id"] for t in found], total
+
+    assert ids() == ([other["task_id"], first], 2)  # newest first
+    assert ids(status="pending") == ([first], 1) and ids(status="completed") == ([other["task_id"]], 1)
+    assert ids(ticket_id=setup["ticket"]) == ([first], 1) and ids(ticket_id=other["ticket_id"]) == ([other["task_id"]], 1)
+    assert ids(workflow_id=printers) == ([other["task_id"]], 1) and ids(workflow_id=setup["workflow"]) == ([first], 1)
+    assert ids(limit=1, offset=1) == ([first], 2) and ids(workflow_id=setup["workflow"], offset=1) == ([], 1)
     with pytest.raises(TaskError, match="status must be one of"):
         tasks.list_tasks(db, status="done")
 
