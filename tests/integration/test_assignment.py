@@ -56,13 +56,20 @@ def task_of(db, ticket_id):
 
 
 def test_a_ticket_gets_a_task_on_the_matching_workflows_first_step(db, tts):
+    workflow(db, "Laptop paused", sub_category="Laptop", status="paused")  # published, not deployed; lowest id
+    workflow(db, "Laptop draft", sub_category="Laptop", is_published=False)
     general = workflow(db, "Hardware triage")
     laptops = workflow(db, "Laptop repair", sub_category="Laptop", roles=(ROLE, "Facilities"))
-    workflow(db, "Laptop draft", sub_category="Laptop", is_published=False)
     exact, fallback = ticket(db, sub_category="Laptop"), ticket(db, sub_category="Printer")
+    template = db.execute("INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
+                          " next_occurrence) VALUES ('Weekly check', 'IT', 'Hardware', true, 'weekly', now())"
+                          " RETURNING id").fetchone()[0]
+    archived = db.execute("INSERT INTO tickets (subject, department, category, archived) VALUES"
+                          " ('Old', 'IT', 'Hardware', true) RETURNING id").fetchone()[0]
 
     outcome = assign(db)
     assert (outcome.processed, outcome.changed) == (2, 2)
+    assert task_of(db, template) is None and task_of(db, archived) is None  # templates and archived wait for none
     first_step = db.execute("SELECT id FROM steps WHERE workflow_id = %s AND step_order = 1", (laptops,)).fetchone()[0]
     workflow_id, step_id, users, status = task_of(db, exact)
     assert (workflow_id, step_id, status) == (laptops, first_step, "pending")

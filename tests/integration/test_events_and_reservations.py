@@ -67,11 +67,14 @@ def test_completed_events_are_archived_after_90_days_and_leave_discovery(db):
     recent = _event(db, "recent", "completed", due - timedelta(days=100), due - timedelta(days=89))
     just_inside = _event(db, "just inside", "completed", due - timedelta(days=100), due - timedelta(days=90, minutes=-30))
     live = _event(db, "live", "confirmed", due + timedelta(days=1))
+    cancelled = _event(db, "called off", "cancelled", due - timedelta(days=101), due - timedelta(days=100))
+    never_closed = _event(db, "never closed", "confirmed", due - timedelta(days=101), due - timedelta(days=100))
     outcome = run_audited(db, _window(due, "event_archive"), archive_completed_events)
     assert outcome.details == {"archived": 1}
     statuses = dict(db.execute("SELECT id, status FROM events").fetchall())
-    assert statuses == {old: "archived", recent: "completed", just_inside: "completed", live: "confirmed"}
-    assert [r[0] for r in db.execute("SELECT id FROM events_discoverable")] == [live]
+    assert statuses == {old: "archived", recent: "completed", just_inside: "completed", live: "confirmed",
+                        cancelled: "cancelled", never_closed: "confirmed"}  # only completed events are archived
+    assert {r[0] for r in db.execute("SELECT id FROM events_discoverable")} == {live, never_closed}
     assert db.execute("SELECT status FROM events WHERE id = %s", (old,)).fetchone()[0] == "archived"
 
 

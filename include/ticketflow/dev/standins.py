@@ -192,6 +192,7 @@ class TdxStandIn(StandIn):
         self.limits = dict(limits or {})
         self.after_apply: Callable[[RecordedCall], None] | None = None
         self._tokens: set[str] = set()
+        self.issued_tokens: list[str] = []  # every token ever issued, revoked ones too
         self._windows: dict[str, tuple[float, int]] = {}
         self._failures: dict[str, list[int]] = {}
 
@@ -224,9 +225,10 @@ class TdxStandIn(StandIn):
 
         with self.lock:
             token = ".".join([segment({"alg": "none", "typ": "JWT"}),
-                              segment({"exp": int(time.time()) + self.token_lifetime, "n": len(self._tokens)}),
+                              segment({"exp": int(time.time()) + self.token_lifetime, "n": len(self.issued_tokens)}),
                               "sig"])
             self._tokens.add(token)
+            self.issued_tokens.append(token)
         return token
 
     def _count(self, method: str) -> tuple[bool, dict]:
