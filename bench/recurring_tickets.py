@@ -7,14 +7,18 @@ Celery task did: select the due templates, then for each one insert a copy
 and update its next_occurrence, each statement committed on its own. For
 context, the "write floor" is the time PostgreSQL here needs just to write
 the same rows: one INSERT ... SELECT of N copies and one UPDATE of N
-templates, with no schedule arithmetic at all. Prints one JSON object on its
-last line.
+templates, with no schedule arithmetic at all. Both ours and the floor are
+also measured in two concurrent sessions (SKIP LOCKED splits the templates;
+the floor splits them by id), as this machine has 2 cores. After each run the
+database is checked: one ticket per template, none twice, no template still
+due. Prints one JSON object on its last line.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
@@ -53,11 +57,47 @@ def load(conn: psycopg.Connection) -> None:
     )
 
 
-def ticketflow_run(conn: psycopg.Connection) -> tuple[float, int]:
+def in_sessions(url: str, sessions: int, work) -> float:
+    """`work(conn, session)` on `sessions` connections at once; the wall time until all are done."""
+    connections = [psycopg.connect(url, autocommit=True) for _ in range(sessions)]
+    errors: list[BaseException] = []
+
+    def run(session: int) -> None:
+        try:
+            work(connections[session], session)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(session,)) for session in range(sessions)]
     started = time.perf_counter()
-    with AuditedRun(conn, RunWindow("recurring_tickets", "bench", DUE)) as run:
-        create_due_occurrences(run, "UTC")
-    return time.perf_counter() - started, run.outcome.changed
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    for conn in connections:
+        conn.close()
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+def ticketflow_run(url: str, sessions: int) -> float:
+    def work(conn: psycopg.Connection, session: int) -> None:
+        with AuditedRun(conn, RunWindow("recurring_tickets", f"bench-{sessions}-{session}", DUE)) as run:
+            create_due_occurrences(run, "UTC")
+    return in_sessions(url, sessions, work)
+
+
+def check(conn: psycopg.Connection) -> int:
+    """The run did its job: one ticket per template, none twice, no template still due. Returns the tickets."""
+    created, parents, still_due = conn.execute(
+        "SELECT (SELECT count(*) FROM tickets WHERE recurring_parent_id IS NOT NULL),"
+        " (SELECT count(DISTINCT recurring_parent_id) FROM tickets),"
+        " (SELECT count(*) FROM tickets WHERE is_recurring AND next_occurrence <= %s)", (DUE,)).fetchone()
+    if not created == parents == TEMPLATES or still_due:
+        raise AssertionError(f"{created} tickets for {parents} templates, {still_due} still due")
+    return created
 
 
 def seed_baseline(conn: psycopg.Connection) -> tuple[float, int]:
@@ -81,37 +121,54 @@ def seed_baseline(conn: psycopg.Connection) -> tuple[float, int]:
     return time.perf_counter() - started, created
 
 
-def write_floor(conn: psycopg.Connection) -> float:
-    started = time.perf_counter()
-    with conn.transaction():
-        conn.execute("INSERT INTO tickets (subject, department, category, recurring_parent_id, occurrence_at)"
-                     " SELECT subject, department, category, id, next_occurrence FROM tickets WHERE is_recurring")
-        conn.execute("UPDATE tickets SET next_occurrence = next_occurrence + interval '1 day' WHERE is_recurring")
-    return time.perf_counter() - started
+def write_floor(url: str, sessions: int) -> float:
+    """The same rows ours writes (every copied column, the dated subject), with no arithmetic."""
+    def work(conn: psycopg.Connection, session: int) -> None:
+        mine = {"sessions": sessions, "session": session}
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO tickets (subject, description, department, category, sub_category, priority,"
+                " requester_email, recurring_parent_id, occurrence_at)"
+                " SELECT subject || ' (2026-06-01)', description, department, category, sub_category, priority,"
+                " requester_email, id, next_occurrence FROM tickets"
+                " WHERE is_recurring AND id %% %(sessions)s = %(session)s", mine)
+            conn.execute("UPDATE tickets SET next_occurrence = next_occurrence + interval '1 day'"
+                         " WHERE is_recurring AND id %% %(sessions)s = %(session)s", mine)
+    return in_sessions(url, sessions, work)
 
 
 def main() -> None:
     with scratch_database(durable=True) as url, closing(psycopg.connect(url, autocommit=True)) as conn:
         load(conn)
+        floor, ours, created = {}, {}, {}
+        for sessions in (1, 2):
+            reset(conn)
+            floor[sessions] = write_floor(url, sessions)
+            print(f"write floor, {sessions} session(s): {TEMPLATES:,} inserts + {TEMPLATES:,} updates"
+                  f" in {floor[sessions]:.2f} s", flush=True)
+        for sessions in (1, 2):
+            reset(conn)
+            ours[sessions] = ticketflow_run(url, sessions)
+            created[sessions] = check(conn)
+            print(f"ticketflow, {sessions} session(s): {created[sessions]:,} occurrences in {ours[sessions]:.2f} s",
+                  flush=True)
         reset(conn)
-        floor = write_floor(conn)
-        print(f"write floor: {TEMPLATES:,} inserts + {TEMPLATES:,} updates in {floor:.2f} s", flush=True)
-        reset(conn)
-        ours, ours_created = ticketflow_run(conn)
-        print(f"ticketflow: {ours_created:,} occurrences in {ours:.2f} s", flush=True)
-        reset(conn)
-        baseline, baseline_created = seed_baseline(conn)
+        baseline, _ = seed_baseline(conn)
+        baseline_created = check(conn)
         print(f"seed loop:  {baseline_created:,} occurrences in {baseline:.2f} s", flush=True)
     figures = {
         "templates": TEMPLATES,
-        "ticketflow_seconds": round(ours, 3),
-        "ticketflow_created": ours_created,
-        "ticketflow_occurrences_per_second": round(ours_created / ours),
+        "ticketflow_seconds": round(ours[1], 3),
+        "ticketflow_created": created[1],
+        "ticketflow_occurrences_per_second": round(created[1] / ours[1]),
         "baseline_seconds": round(baseline, 3),
         "baseline_created": baseline_created,
-        "speedup": round(baseline / ours, 1),
-        "write_floor_seconds": round(floor, 3),
-        "best_possible_speedup": round(baseline / floor, 1),
+        "speedup": round(baseline / ours[1], 1),
+        "write_floor_seconds": round(floor[1], 3),
+        "best_possible_speedup": round(baseline / floor[1], 1),
+        "two_sessions": {"ticketflow_seconds": round(ours[2], 3), "speedup": round(baseline / ours[2], 1),
+                         "write_floor_seconds": round(floor[2], 3),
+                         "best_possible_speedup": round(baseline / floor[2], 1)},
     }
     print(json.dumps(figures))
 
