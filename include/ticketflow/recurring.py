@@ -55,6 +55,11 @@ def _plan_rule_batch(templates: list[tuple], due_at) -> dict:
     return arrays
 
 
+def _advancing_pointers(conn: psycopg.Connection) -> None:
+    """Mark this transaction's pointer moves as the job's, not a hand edit that moves the series (0009)."""
+    conn.execute("SELECT set_config('ticketflow.advancing_pointers', 'on', true)")
+
+
 def _record_batch(outcome, claimed: int, created: int, skipped: int, parked: list[dict]) -> None:
     """A batch's totals for the run's audit; each parked template also goes to the task log."""
     for template in parked:
@@ -73,6 +78,7 @@ def create_due_occurrences(run: AuditedRun, default_timezone: str, batch_size: i
     interval_batch = queries.load("recurring/plan_intervals") + queries.load("recurring/apply_plan")
     while True:
         with run.unit() as outcome:
+            _advancing_pointers(conn)
             claimed, *totals = conn.execute(interval_batch, params).fetchone()
             _record_batch(outcome, claimed, *totals)
         if claimed < batch_size:
@@ -81,6 +87,7 @@ def create_due_occurrences(run: AuditedRun, default_timezone: str, batch_size: i
     rule_batch = queries.load("recurring/plan_from_arrays") + queries.load("recurring/apply_plan")
     while True:
         with run.unit() as outcome:
+            _advancing_pointers(conn)
             templates = conn.execute(queries.load("recurring/claim_rule_templates"), params).fetchall()
             if templates:
                 arrays = _plan_rule_batch(templates, run.window.due_at)

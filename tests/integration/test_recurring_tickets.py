@@ -143,6 +143,30 @@ def test_a_template_switched_on_later_starts_at_its_anchor(db):
     assert occurrences(db, parent) == [T0]
 
 
+def test_moving_next_occurrence_by_hand_moves_the_series_there(db):
+    """The seed's way to reschedule: the next ticket is for the new instant, later ones follow from it."""
+    parent = template(db)
+    run(db, T0)
+    tuesday_afternoon = T0 + timedelta(days=1, hours=5)
+    db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (tuesday_afternoon, parent))
+    run(db, tuesday_afternoon + timedelta(minutes=5), run_id="scheduled__r2")
+    assert occurrences(db, parent) == [T0, tuesday_afternoon]
+    assert pointer(db, parent) == tuesday_afternoon + timedelta(days=1)
+
+
+def test_the_jobs_own_pointer_moves_keep_the_anchor(db):
+    """Run by run, the job's advances must not restart the series: the 31st stays the 31st, COUNT counts once."""
+    anchor = datetime(2028, 1, 31, 14, tzinfo=UTC)
+    monthly = template(db, recurrence_interval="monthly", next_occurrence=anchor)
+    counted = template(db, recurrence_interval=None, recurrence_rule="FREQ=DAILY;COUNT=2", next_occurrence=anchor)
+    for number, due in enumerate([anchor, anchor + timedelta(days=1), anchor + timedelta(days=2),
+                                  datetime(2028, 2, 29, 14, tzinfo=UTC), datetime(2028, 3, 31, 14, tzinfo=UTC)]):
+        run(db, due, run_id=f"scheduled__{number}")
+    assert [o.day for o in occurrences(db, monthly)] == [31, 29, 31]
+    assert occurrences(db, counted) == [anchor, anchor + timedelta(days=1)]
+    assert db.execute("SELECT recurrence_start FROM tickets WHERE id = %s", (monthly,)).fetchone()[0] == anchor
+
+
 def test_templates_that_are_archived_deactivated_or_past_their_end_are_left_alone(db):
     archived = template(db, archived=True)
     inactive = template(db, is_recurring=False)
