@@ -60,6 +60,20 @@ def test_reminders_go_once_to_every_attendee_24_hours_ahead_across_a_dst_change(
     assert db.execute("SELECT status FROM events WHERE id = %s", (event,)).fetchone()[0] == "ongoing"
 
 
+def test_an_event_moved_after_its_reminder_reminds_again_for_the_new_date_once(db):
+    start = datetime(2026, 6, 10, 14, 0, tzinfo=UTC)
+    event = _event(db, "Town hall", "confirmed", start)
+    db.execute("INSERT INTO event_attendees VALUES (%s, %s)", (event, _customer(db, "ana", "Ana")))
+    run_audited(db, _window(start - timedelta(hours=1), run_id="r1"), advance_events)
+    moved = start + timedelta(days=2)
+    db.execute("UPDATE events SET start_date = %s WHERE id = %s", (moved, event))
+    for minutes in (0, 5):
+        run_audited(db, _window(moved - timedelta(hours=1, minutes=minutes), run_id=f"r{minutes}"), advance_events)
+    starts = db.execute("SELECT (context->>'start_time')::timestamptz FROM email_outbox"
+                        " WHERE template = 'event_reminder' ORDER BY id").fetchall()
+    assert starts == [(start,), (moved,)]
+
+
 def test_completed_events_are_archived_after_90_days_and_leave_discovery(db):
     db.execute("SET TIME ZONE 'Europe/London'")  # 90 calendar days there would be 90 x 24 h minus one hour
     due = datetime(2026, 3, 29, 3, 0, tzinfo=UTC)  # the night London springs forward

@@ -61,3 +61,21 @@ def test_a_failing_migration_leaves_no_partial_schema(database_factory, tmp_path
     assert "half_done" not in {name for _, name in _tables(url)}
     (migrations / "9999_broken.sql").write_text("CREATE TABLE half_done (id int);\n")
     assert migrate(url, migrations).applied == ["9999_broken"]
+
+
+def test_event_reminders_queued_before_0010_keep_their_once_per_start_guarantee(database_factory, tmp_path):
+    url = database_factory()
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if path.stem < "0010":
+            shutil.copy(path, migrations)
+    migrate(url, migrations)
+    with closing(psycopg.connect(url, autocommit=True)) as conn:
+        conn.execute("INSERT INTO email_outbox (dedup_key, template, recipient, context, status, sent_at) VALUES"
+                     " ('event:7:reminder:3', 'event_reminder', 'ana@example.com',"
+                     " '{\"event_id\": 7, \"start_time\": \"2026-06-10T10:00:00-04:00\"}', 'sent', now()),"
+                     " ('reservation:7:confirmed', 'reservation_confirmed', 'ana@example.com', '{}', 'queued', NULL)")
+        migrate(url)
+        keys = [row[0] for row in conn.execute("SELECT dedup_key FROM email_outbox ORDER BY id")]
+    assert keys == ["event:7:reminder:3:20260610T140000Z", "reservation:7:confirmed"]

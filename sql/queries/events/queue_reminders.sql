@@ -1,9 +1,11 @@
 -- A reminder for every attendee of a confirmed event that starts within the
 -- reminder period after the run's due instant. The deduplication key makes it
--- once per attendee and event, however often the DAG runs or is rerun. The period
+-- once per attendee, event and start, however often the DAG runs or is rerun: an
+-- event moved after its reminder went out reminds again for the new date. The period
 -- is in seconds: an exact duration, whatever the session's time zone and its DST.
 INSERT INTO email_outbox (dedup_key, template, recipient, context)
-SELECT 'event:' || e.id || ':reminder:' || c.id,
+SELECT 'event:' || e.id || ':reminder:' || c.id || ':'
+           || to_char(e.start_date AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISS"Z"'),
        'event_reminder',
        c.email,
        jsonb_build_object('event_id', e.id, 'title', e.title, 'start_time', e.start_date,
