@@ -18,20 +18,22 @@ def advance_events(conn: psycopg.Connection, window: RunWindow) -> RunOutcome:
     """
     params = {"due_at": window.due_at,
               "remind_before_seconds": timedelta(hours=settings.event_reminder_hours()).total_seconds()}
-    completed = conn.execute(queries.load("events/complete_ended"), params).rowcount
-    started = conn.execute(queries.load("events/start_begun"), params).rowcount
+    completed = queries.changed_ids(conn, "events/complete_ended", params, "event %s ended: completed")
+    started = queries.changed_ids(conn, "events/start_begun", params, "event %s started: ongoing")
     reminders = conn.execute(queries.load("events/queue_reminders"), params).rowcount
-    return RunOutcome(processed=completed + started + reminders, changed=completed + started,
-                      details={"completed": completed, "started": started, "reminders_queued": reminders})
+    return RunOutcome(processed=len(completed) + len(started) + reminders, changed=len(completed) + len(started),
+                      details={"completed": len(completed), "started": len(started), "reminders_queued": reminders,
+                               "completed_ids": completed, "started_ids": started})
 
 
 def archive_completed_events(conn: psycopg.Connection, window: RunWindow) -> RunOutcome:
     """Completed events that ended more than the retention period before the run become archived."""
-    archived = conn.execute(queries.load("events/archive_completed"),
-                            {"due_at": window.due_at,
-                             "archive_after_seconds": timedelta(days=settings.event_archive_days()).total_seconds()}
-                            ).rowcount
-    return RunOutcome(processed=archived, changed=archived, details={"archived": archived})
+    archived = queries.changed_ids(
+        conn, "events/archive_completed",
+        {"due_at": window.due_at, "archive_after_seconds": timedelta(days=settings.event_archive_days()).total_seconds()},
+        "event %s archived")
+    return RunOutcome(processed=len(archived), changed=len(archived),
+                      details={"archived": len(archived), "archived_ids": archived})
 
 
 class EventNotFound(LookupError):

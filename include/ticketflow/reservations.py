@@ -12,8 +12,9 @@ from ticketflow.audit import RunOutcome, RunWindow
 
 def complete_overdue_reservations(conn: psycopg.Connection, window: RunWindow) -> RunOutcome:
     """Confirmed reservations at least the grace period (35 minutes) past their start become completed."""
-    completed = conn.execute(queries.load("reservations/complete_overdue"),
-                             {"due_at": window.due_at,
-                              "grace_seconds": timedelta(minutes=settings.reservation_grace_minutes()).total_seconds()}
-                             ).rowcount
-    return RunOutcome(processed=completed, changed=completed, details={"completed": completed})
+    completed = queries.changed_ids(
+        conn, "reservations/complete_overdue",
+        {"due_at": window.due_at, "grace_seconds": timedelta(minutes=settings.reservation_grace_minutes()).total_seconds()},
+        "auto-completed overdue reservation %s")
+    return RunOutcome(processed=len(completed), changed=len(completed),
+                      details={"completed": len(completed), "completed_ids": completed})

@@ -41,7 +41,10 @@ def test_only_live_events_that_ended_before_the_due_instant_are_completed(db):
 
     outcome = run_audited(db, _window(), complete_ended_events)
 
-    assert outcome.details == {"completed": 2, "started": 2, "reminders_queued": 0}
+    ids = dict(db.execute("SELECT title, id FROM events").fetchall())
+    assert outcome.details == {"completed": 2, "started": 2, "reminders_queued": 0,
+                               "completed_ids": sorted([ids["confirmed-ended"], ids["ongoing-ended"]]),
+                               "started_ids": sorted([ids["ends-exactly-at-due"], ids["no-end"]])}
     assert (outcome.processed, outcome.changed) == (4, 4)
     assert _statuses(db) == {
         "confirmed-ended": "completed", "ongoing-ended": "completed",

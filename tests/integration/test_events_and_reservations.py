@@ -84,7 +84,7 @@ def test_completed_events_are_archived_after_90_days_and_leave_discovery(db):
     cancelled = _event(db, "called off", "cancelled", due - timedelta(days=101), due - timedelta(days=100))
     never_closed = _event(db, "never closed", "confirmed", due - timedelta(days=101), due - timedelta(days=100))
     outcome = run_audited(db, _window(due, "event_archive"), archive_completed_events)
-    assert outcome.details == {"archived": 1}
+    assert outcome.details == {"archived": 1, "archived_ids": [old]}
     statuses = dict(db.execute("SELECT id, status FROM events").fetchall())
     assert statuses == {old: "archived", recent: "completed", just_inside: "completed", live: "confirmed",
                         cancelled: "cancelled", never_closed: "confirmed"}  # only completed events are archived
@@ -92,7 +92,8 @@ def test_completed_events_are_archived_after_90_days_and_leave_discovery(db):
     assert db.execute("SELECT status FROM events WHERE id = %s", (old,)).fetchone()[0] == "archived"
 
 
-def test_confirmed_reservations_complete_35_minutes_after_they_start(db):
+def test_confirmed_reservations_complete_35_minutes_after_they_start(db, caplog):
+    caplog.set_level("INFO", logger="ticketflow")
     customer = _customer(db, "cy")
     due = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     rows = {"36 min ago": (due - timedelta(minutes=36), "confirmed"),
@@ -104,7 +105,9 @@ def test_confirmed_reservations_complete_35_minutes_after_they_start(db):
         ids[name] = db.execute("INSERT INTO reservations (customer_id, start_time, status) VALUES (%s, %s, %s)"
                                " RETURNING id", (customer, start, status)).fetchone()[0]
     outcome = run_audited(db, _window(due, "reservation_lifecycle"), complete_overdue_reservations)
-    assert outcome.details == {"completed": 2}
+    assert outcome.details == {"completed": 2, "completed_ids": sorted([ids["36 min ago"], ids["35 min ago"]])}
+    assert sorted(r.getMessage() for r in caplog.records if "reservation" in r.getMessage()) == sorted(
+        f"auto-completed overdue reservation {ids[name]}" for name in ("36 min ago", "35 min ago"))
     statuses = {name: db.execute("SELECT status FROM reservations WHERE id = %s", (i,)).fetchone()[0]
                 for name, i in ids.items()}
     assert statuses == {"36 min ago": "completed", "35 min ago": "completed", "34 min ago": "confirmed",

@@ -5,3 +5,4 @@ UPDATE events
 SET status = 'archived', updated_at = clock_timestamp()
 WHERE status = 'completed'
   AND end_date < %(due_at)s::timestamptz - make_interval(secs => %(archive_after_seconds)s)
+RETURNING id

@@ -4,3 +4,4 @@ UPDATE events
 SET status = 'completed', updated_at = clock_timestamp()
 WHERE status IN ('confirmed', 'ongoing')
   AND end_date < %(due_at)s
+RETURNING id

@@ -5,3 +5,4 @@ SET status = 'ongoing', updated_at = clock_timestamp()
 WHERE status = 'confirmed'
   AND start_date <= %(due_at)s
   AND (end_date IS NULL OR end_date >= %(due_at)s)
+RETURNING id

@@ -5,3 +5,4 @@ UPDATE reservations
 SET status = 'completed'
 WHERE status = 'confirmed'
   AND start_time <= %(due_at)s::timestamptz - make_interval(secs => %(grace_seconds)s)
+RETURNING id
