@@ -22,15 +22,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.rrule import rrule, rrulestr
 
 SUPPORTED_FREQUENCIES = {"DAILY", "WEEKLY", "MONTHLY", "YEARLY"}
+#: The rule parts a template may use (RFC 5545 section 3.3.10, without the time-of-day ones).
+RULE_PARTS = {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYMONTH",
+              "BYSETPOS", "WKST"}
 #: A rule with no occurrence this far after its anchor is refused as one that never occurs.
 NEVER_HORIZON = timedelta(days=366 * 10)
-_FREQ = re.compile(r"(?:^|;)FREQ=([A-Z]+)", re.IGNORECASE)
-_INTERVAL = re.compile(r"(?:^|;)INTERVAL=(-?\d+)", re.IGNORECASE)
-_TIME_OF_DAY = re.compile(r"(?:^|;)BY(HOUR|MINUTE|SECOND)=", re.IGNORECASE)
 #: A window with more occurrences than this is refused rather than computed.
 MAX_OCCURRENCES_PER_WINDOW = 10_000
 TOO_MANY_OCCURRENCES = f"more than {MAX_OCCURRENCES_PER_WINDOW} occurrences due at once; move next_occurrence forward"
-_UNTIL = re.compile(r"UNTIL=(\d{8})(?:T(\d{6})(Z?))?", re.IGNORECASE)
+_POSITIVE = re.compile(r"[1-9][0-9]*")
+_UNTIL = re.compile(r"(\d{8})(?:T(\d{6})(Z?))?", re.IGNORECASE)
 
 
 class RecurrenceError(ValueError):
@@ -53,48 +54,73 @@ def local_to_instant(wall: datetime, tz: ZoneInfo) -> datetime:
     return wall.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
 
 
-def _local_until(match: re.Match, tz: ZoneInfo) -> str:
-    """UNTIL as a naive local wall time, matching the naive local DTSTART dateutil is given."""
-    day, clock, utc = match.group(1), match.group(2), match.group(3)
-    if clock is None:  # a date: the whole day counts
-        wall = datetime.combine(datetime.strptime(day, "%Y%m%d").date(), time(23, 59, 59))
-    elif utc:
-        wall = datetime.strptime(day + clock, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
-        wall = wall.astimezone(tz).replace(tzinfo=None)
-    else:
+def _rule_parts(text: str) -> dict[str, str]:
+    """The rule's NAME=VALUE parts, each named once (RFC 5545: dateutil would silently keep the last)."""
+    body = text.strip()
+    body = body[len("RRULE:"):] if body.upper().startswith("RRULE:") else body
+    if not body or any(c in body for c in "\r\n") or ":" in body:
+        raise RecurrenceError(f"RRULE must be a single rule such as FREQ=WEEKLY;BYDAY=MO, got {text!r}")
+    parts: dict[str, str] = {}
+    for part in body.split(";"):
+        name, equals, value = part.partition("=")
+        name = name.strip().upper()
+        if name == "DTSTART":
+            raise RecurrenceError("RRULE must not carry DTSTART: the anchor is recurrence_start")
+        if name in {"BYHOUR", "BYMINUTE", "BYSECOND"}:
+            raise RecurrenceError("RRULE must not set BYHOUR, BYMINUTE or BYSECOND: the time of day is the anchor's")
+        if not equals or not value.strip():
+            raise RecurrenceError(f"unparseable RRULE {text!r}: {part!r} is not NAME=VALUE")
+        if name not in RULE_PARTS:
+            raise RecurrenceError(f"unparseable RRULE {text!r}: unknown rule part {name}")
+        if name in parts:
+            raise RecurrenceError(f"RRULE names {name} twice: {text!r}")
+        parts[name] = value.strip()
+    if "FREQ" not in parts:
+        raise RecurrenceError(f"RRULE must name its FREQ, got {text!r}")
+    if parts["FREQ"].upper() not in SUPPORTED_FREQUENCIES:
+        raise RecurrenceError(
+            f"RRULE frequency {parts['FREQ']} is not supported: use DAILY, WEEKLY, MONTHLY or YEARLY")
+    for name in ("INTERVAL", "COUNT"):
+        if name in parts and not _POSITIVE.fullmatch(parts[name]):
+            raise RecurrenceError(f"RRULE {name} must be 1 or more, got {parts[name]}")
+    if "COUNT" in parts and "UNTIL" in parts:
+        raise RecurrenceError("RRULE must not set both COUNT and UNTIL (RFC 5545)")
+    return parts
+
+
+def _until_instant(value: str, tz: ZoneInfo) -> datetime:
+    """UNTIL as an instant: a UTC time as given, a local time read as any wall time, a date as its whole day."""
+    match = _UNTIL.fullmatch(value)
+    if match is None:
+        raise RecurrenceError(f"RRULE UNTIL must be a date or a date-time such as 20261231T235959Z, got {value!r}")
+    day, clock, utc = match.groups()
+    try:
+        if clock is None:
+            return local_to_instant(datetime.combine(datetime.strptime(day, "%Y%m%d").date(), time.max), tz)
         wall = datetime.strptime(day + clock, "%Y%m%d%H%M%S")
-    return f"UNTIL={wall:%Y%m%dT%H%M%S}"
+    except ValueError as exc:
+        raise RecurrenceError(f"RRULE UNTIL {value!r} is not a valid date: {exc}") from exc
+    return wall.replace(tzinfo=timezone.utc) if utc else local_to_instant(wall, tz)
 
 
 @dataclass(frozen=True)
 class RuleSchedule:
-    """An RRULE anchored at `anchor` (its DTSTART) in time zone `tz`."""
+    """An RRULE anchored at `anchor` (its DTSTART) in time zone `tz`, ending at `until` if it says so."""
 
     anchor: datetime
     tz: ZoneInfo
     rule: rrule
+    until: datetime | None = None
 
     @classmethod
     def parse(cls, text: str, anchor: datetime, tz_name: str) -> "RuleSchedule":
         tz = zone(tz_name)
-        body = text.strip()
-        body = body[len("RRULE:"):] if body.upper().startswith("RRULE:") else body
-        if not body or any(c in body for c in "\r\n") or ":" in body:
-            raise RecurrenceError(f"RRULE must be a single rule such as FREQ=WEEKLY;BYDAY=MO, got {text!r}")
-        if "DTSTART" in body.upper():
-            raise RecurrenceError("RRULE must not carry DTSTART: the anchor is recurrence_start")
-        frequency = _FREQ.search(body)
-        if frequency and frequency.group(1).upper() not in SUPPORTED_FREQUENCIES:
-            raise RecurrenceError(
-                f"RRULE frequency {frequency.group(1)} is not supported: use DAILY, WEEKLY, MONTHLY or YEARLY")
-        interval = _INTERVAL.search(body)
-        if interval and int(interval.group(1)) < 1:
-            raise RecurrenceError(f"RRULE INTERVAL must be 1 or more, got {interval.group(1)}")
-        if _TIME_OF_DAY.search(body):
-            raise RecurrenceError("RRULE must not set BYHOUR, BYMINUTE or BYSECOND: the time of day is the anchor's")
-        anchor_wall = anchor.astimezone(tz).replace(tzinfo=None)
+        parts = _rule_parts(text)
+        until = _until_instant(parts.pop("UNTIL"), tz) if "UNTIL" in parts else None
+        # dateutil drops fractions of a second from DTSTART; occurrences get the anchor's back (_wall).
+        anchor_wall = anchor.astimezone(tz).replace(tzinfo=None, microsecond=0)
         try:
-            rule = rrulestr(_UNTIL.sub(lambda m: _local_until(m, tz), body), dtstart=anchor_wall)
+            rule = rrulestr(";".join(f"{name}={value}" for name, value in parts.items()), dtstart=anchor_wall)
         except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
             raise RecurrenceError(f"unparseable RRULE {text!r}: {exc}") from exc
         if not isinstance(rule, rrule):
@@ -102,19 +128,22 @@ class RuleSchedule:
         capped = rule.replace(count=None, until=anchor_wall + NEVER_HORIZON)
         if capped.after(anchor_wall, inc=True) is None:
             raise RecurrenceError(f"RRULE {text!r} has no occurrence within ten years of its start")
-        return cls(anchor=anchor, tz=tz, rule=rule)
+        return cls(anchor=anchor, tz=tz, rule=rule, until=until)
 
     def _instant(self, wall: datetime) -> datetime:
+        wall = wall.replace(microsecond=self.anchor.microsecond)
         if wall == self.anchor.astimezone(self.tz).replace(tzinfo=None):
             return self.anchor.astimezone(timezone.utc)
         return local_to_instant(wall, self.tz)
 
     def occurrences_from(self, start: datetime) -> Iterator[datetime]:
-        """Occurrences at or after `start`, as UTC instants, strictly increasing."""
+        """Occurrences at or after `start` (and not after UNTIL), as UTC instants, strictly increasing."""
         start_wall = (start.astimezone(self.tz) - timedelta(days=1)).replace(tzinfo=None)
         previous = None
         for wall in self.rule.xafter(start_wall, inc=True):
             instant = self._instant(wall)
+            if self.until is not None and instant > self.until:
+                return
             if instant < start or (previous is not None and instant <= previous):
                 continue  # before the window, or a wall time that a gap folded onto the previous one
             previous = instant

@@ -205,6 +205,14 @@ def test_rrule_templates_are_scheduled_by_their_rule(db):
     assert pointer(db, parent) == T0 + timedelta(days=9)
 
 
+def test_an_infinite_end_means_no_end(db):
+    endless = [template(db, recurrence_interval=interval, recurrence_rule=rule, recurrence_end=end)
+               for interval, rule in (("daily", None), (None, "FREQ=DAILY")) for end in ("infinity", "9500-01-01")]
+    run(db, T0 + timedelta(minutes=5))
+    assert [occurrences(db, parent) for parent in endless] == [[T0]] * 4
+    assert [pointer(db, parent) for parent in endless] == [T0 + timedelta(days=1)] * 4
+
+
 def test_a_rule_wins_over_interval_and_every(db):
     parent = template(db, recurrence_interval="daily", recurrence_rule="FREQ=MONTHLY", missed_policy="create_all")
     run(db, T0 + timedelta(days=10))

@@ -88,6 +88,28 @@ def test_until_in_utc_is_compared_as_an_instant_in_the_local_zone():
         "2026-01-02T02:00:00+00:00", "2026-01-03T02:00:00+00:00"]
 
 
+@pytest.mark.parametrize("until, fires_on_the_dst_day", [
+    # Falls back on Nov 1: 01:45 EDT is 05:45Z, before UNTIL (06:30Z), so it fires.
+    ("20261101T063000Z", True),
+    # Springs forward on Mar 8: 02:30 does not exist and is 03:30 EDT = 07:30Z, after UNTIL (07:10Z).
+    ("20260308T071000Z", False),
+])
+def test_until_in_utc_is_compared_as_an_instant_on_dst_days(until, fires_on_the_dst_day):
+    first = datetime.strptime(until[:8], "%Y%m%d") - timedelta(days=2)
+    wall = (1, 45) if first.month == 10 else (2, 30)
+    anchor = _local("America/Toronto", first.year, first.month, first.day, *wall)
+    schedule = RuleSchedule.parse(f"FREQ=DAILY;UNTIL={until}", anchor, "America/Toronto")
+    occurrences = list(schedule.occurrences_from(anchor))
+    assert len(occurrences) == (3 if fires_on_the_dst_day else 2)
+    assert all(o <= datetime.strptime(until, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) for o in occurrences)
+
+
+def test_an_anchor_with_fractions_of_a_second_is_its_own_first_occurrence():
+    anchor = datetime(2026, 3, 2, 9, 0, 0, 500000, tzinfo=UTC)  # recurrence_start = now(), say
+    schedule = RuleSchedule.parse("FREQ=DAILY;COUNT=2", anchor, "UTC")
+    assert list(schedule.occurrences_from(anchor)) == [anchor, anchor + timedelta(days=1)]
+
+
 def test_window_returns_due_occurrences_and_the_next_pointer():
     anchor = datetime(2026, 1, 1, 9, tzinfo=UTC)
     schedule = RuleSchedule.parse("FREQ=DAILY", anchor, "UTC")
@@ -109,6 +131,16 @@ def test_window_returns_due_occurrences_and_the_next_pointer():
     ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "no occurrence"),
     ("", "single rule"),
     ("FREQ=DAILY;INTERVAL=0", "INTERVAL must be 1 or more"),
+    ("FREQ=DAILY;INTERVAL=+0", "INTERVAL must be 1 or more"),  # dateutil reads it as 0 and never ends
+    ("FREQ=DAILY;INTERVAL=1;INTERVAL=0", "names INTERVAL twice"),
+    ("FREQ=DAILY;FREQ=MINUTELY", "names FREQ twice"),  # dateutil keeps the last: sub-daily
+    ("FREQ=DAILY;COUNT=0", "COUNT must be 1 or more"),
+    ("FREQ=DAILY;COUNT=2;UNTIL=20260301", "both COUNT and UNTIL"),
+    ("FREQ=DAILY;UNTIL=20261340", "not a valid date"),
+    ("FREQ=DAILY;UNTIL=tomorrow", "UNTIL must be a date"),
+    ("BYDAY=MO", "must name its FREQ"),
+    ("FREQ=DAILY;BYEASTER=0", "unknown rule part BYEASTER"),
+    ("FREQ=DAILY;;BYDAY=MO", "is not NAME=VALUE"),
     ("FREQ=DAILY;BYHOUR=1,2", "time of day is the anchor's"),
     ("FREQ=WEEKLY;BYMINUTE=0,30", "time of day is the anchor's"),
 ])

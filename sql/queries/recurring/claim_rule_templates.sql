@@ -1,7 +1,9 @@
 -- Due templates scheduled by an RRULE, claimed for this batch's transaction
 -- (SKIP LOCKED); their occurrences are computed in Python with dateutil.
 SELECT t.id, t.recurrence_rule, coalesce(t.recurrence_timezone, %(default_timezone)s) AS tz,
-       t.recurrence_start, t.next_occurrence, t.recurrence_end, t.missed_policy,
+       t.recurrence_start, t.next_occurrence,
+       -- 'infinity' (or any end after the anchors' range) means no end, and Python cannot hold it
+       CASE WHEN t.recurrence_end < '9000-01-01' THEN t.recurrence_end END AS recurrence_end, t.missed_policy,
        %(due_at)s::timestamptz + t.recurrence_lead_time AS horizon
 FROM tickets t
 WHERE t.is_recurring AND NOT t.archived AND t.recurrence_error IS NULL
