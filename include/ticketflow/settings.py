@@ -24,10 +24,19 @@ def database_url_from_env() -> str | None:
     return os.environ.get("TICKETFLOW_DATABASE_URL") or None
 
 
+#: IANA zones with summer time whose names PostgreSQL reads as fixed-offset abbreviations (migration 0011),
+#: and the zone tzdata links each to.
+ZONES_POSTGRESQL_READS_AS_ABBREVIATIONS = {"CET": "Europe/Brussels", "MET": "Europe/Brussels",
+                                           "EET": "Europe/Athens", "WET": "Europe/Lisbon"}
+
+
 def default_timezone() -> str:
     """IANA zone used where a row does not name its own; checked here, so a typo fails the task that reads it
     before anything is written or sent, instead of charging every email an attempt."""
     name = os.environ.get("TICKETFLOW_TIMEZONE", "UTC")
+    if name in ZONES_POSTGRESQL_READS_AS_ABBREVIATIONS:
+        raise ValueError(f"TICKETFLOW_TIMEZONE {name!r} is read by PostgreSQL as a fixed offset, without summer"
+                         f" time: use {ZONES_POSTGRESQL_READS_AS_ABBREVIATIONS[name]} (or your own city's zone)")
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

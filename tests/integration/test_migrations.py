@@ -63,14 +63,20 @@ def test_a_failing_migration_leaves_no_partial_schema(database_factory, tmp_path
     assert migrate(url, migrations).applied == ["9999_broken"]
 
 
-def test_event_reminders_queued_before_0010_keep_their_once_per_start_guarantee(database_factory, tmp_path):
+def _migrated_before(database_factory, tmp_path, migration):
+    """A database migrated up to (not including) `migration`, as one deployed before it."""
     url = database_factory()
     migrations = tmp_path / "migrations"
     migrations.mkdir()
     for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        if path.stem < "0010":
+        if path.stem < migration:
             shutil.copy(path, migrations)
     migrate(url, migrations)
+    return url
+
+
+def test_event_reminders_queued_before_0010_keep_their_once_per_start_guarantee(database_factory, tmp_path):
+    url = _migrated_before(database_factory, tmp_path, "0010")
     with closing(psycopg.connect(url, autocommit=True)) as conn:
         conn.execute("INSERT INTO email_outbox (dedup_key, template, recipient, context, status, sent_at) VALUES"
                      " ('event:7:reminder:3', 'event_reminder', 'ana@example.com',"
@@ -79,3 +85,17 @@ def test_event_reminders_queued_before_0010_keep_their_once_per_start_guarantee(
         migrate(url)
         keys = [row[0] for row in conn.execute("SELECT dedup_key FROM email_outbox ORDER BY id")]
     assert keys == ["event:7:reminder:3:20260610T140000Z", "reservation:7:confirmed"]
+
+
+def test_templates_in_zones_postgresql_read_without_summer_time_move_to_the_zone_tzdata_links(database_factory,
+                                                                                             tmp_path):
+    url = _migrated_before(database_factory, tmp_path, "0011")
+    with closing(psycopg.connect(url, autocommit=True)) as conn:
+        for name in ("CET", "WET", "UTC"):
+            conn.execute("INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
+                         " recurrence_timezone, next_occurrence) VALUES (%s, 'IT', 'Ops', true, 'daily', %s, now())",
+                         (name, name))
+        migrate(url)
+        zones = conn.execute("SELECT subject, recurrence_timezone FROM tickets ORDER BY id").fetchall()
+        refused = conn.execute("SELECT count(*) FROM time_zones WHERE name IN ('CET', 'EET', 'MET', 'WET')").fetchone()
+    assert zones == [("CET", "Europe/Brussels"), ("WET", "Europe/Lisbon"), ("UTC", "UTC")] and refused == (0,)

@@ -1,10 +1,12 @@
 """Recurring ticket processing against a real PostgreSQL: exactly once, in every situation the seed got wrong."""
 
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 
+from ticketflow import settings
 from ticketflow.audit import AuditedRun, RunWindow
 from ticketflow.recurring import create_due_occurrences
 
@@ -284,6 +286,25 @@ def test_bad_templates_are_refused_by_the_database(db, fields, constraint):
 def test_an_unknown_time_zone_name_is_refused_by_the_database(db):
     with pytest.raises(psycopg.errors.ForeignKeyViolation, match="tickets_recurrence_timezone_known"):
         template(db, recurrence_timezone="Europe/Atlantis")
+
+
+def test_every_allowed_zone_reads_the_same_in_postgresql_and_python(db):
+    """Interval schedules convert in SQL, RRULEs in Python: a zone name that PostgreSQL also knows as an
+    abbreviation (and so reads as a fixed offset) must still read as the zone, or be refused."""
+    instants = [datetime(2026, month, 15, 12, tzinfo=UTC) for month in (1, 7)]
+    rows = db.execute("SELECT z.name, i, i AT TIME ZONE z.name FROM time_zones z, unnest(%s::timestamptz[]) AS i"
+                      " WHERE z.name IN (SELECT abbrev FROM pg_timezone_abbrevs)", (instants,)).fetchall()
+    differ = sorted({name for name, instant, wall in rows
+                     if instant.astimezone(ZoneInfo(name)).replace(tzinfo=None) != wall})
+    assert {"UTC", "EST", "GMT"} <= {name for name, _, _ in rows} and differ == []
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match="tickets_recurrence_timezone_known"):
+        template(db, recurrence_timezone="CET")
+
+
+def test_a_default_zone_postgresql_would_read_without_summer_time_is_refused(monkeypatch):
+    monkeypatch.setenv("TICKETFLOW_TIMEZONE", "CET")
+    with pytest.raises(ValueError, match="'CET' is read by PostgreSQL as a fixed offset.*use Europe/Brussels"):
+        settings.default_timezone()
 
 
 def test_the_audit_row_and_its_view_carry_the_runs_totals(db):
