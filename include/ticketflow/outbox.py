@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from email.message import EmailMessage
+from email.utils import format_datetime
 from functools import cache
 from pathlib import Path
 from uuid import UUID
@@ -35,7 +36,7 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 SUBJECTS = {
     "reservation_confirmed": "Your Reservation is Confirmed!",
     "reservation_cancelled": "Your Reservation has been Cancelled",
-    "reservation_new_admin": "New Reservation #{reservation_id} - Action Required",
+    "reservation_new_admin": "🔔 New Reservation #{reservation_id} - Action Required",  # the seed's subject
     "event_reminder": "Reminder: {title} starts on {date} at {time}",
     "task_completed": "Ticket #{ticket_id} is done: {ticket_subject}",
 }
@@ -49,7 +50,7 @@ SERVER_ERRORS = (OSError,)
 RETRY_MAX_SECONDS = 3600
 
 _CLAIM = """
-SELECT id, message_key, template, recipient, context, attempts
+SELECT id, message_key, template, recipient, context, attempts, queued_at
 FROM email_outbox
 WHERE status = 'queued' AND next_attempt_at <= clock_timestamp()
 ORDER BY next_attempt_at, id
@@ -134,12 +135,14 @@ def message_id(message_key: UUID, sender: str) -> str:
 
 
 def build_message(template: str, context: dict, recipient: str, sender: str, timezone: str,
-                  message_key: UUID) -> EmailMessage:
+                  message_key: UUID, queued_at: datetime) -> EmailMessage:
+    """The message of one outbox row. Its Date is when the change queued it, the same on every attempt."""
     subject, text, html = render(template, context, timezone)
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = sender
     message["To"] = recipient
+    message["Date"] = format_datetime(queued_at)
     message["Message-ID"] = message_id(message_key, sender)
     message.set_content(text)
     message.add_alternative(html, subtype="html")
@@ -163,11 +166,11 @@ def send_due_messages(run: AuditedRun, send: Callable[[EmailMessage], None], *, 
             claimed = conn.execute(_CLAIM).fetchone()
             if claimed is None:
                 return
-            message_id, message_key, template, recipient, context, attempts = claimed
+            message_id, message_key, template, recipient, context, attempts, queued_at = claimed
             outcome.processed = 1
             try:
                 message = build_message(template, context, _address(recipient, admin_email), sender, timezone,
-                                        message_key)
+                                        message_key, queued_at)
                 send(message)
             except SmtpUnavailable:
                 raise  # rolls this unit back: the message stays queued, uncharged

@@ -3,6 +3,7 @@
 import smtplib
 from dataclasses import replace
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 
 import pytest
 
@@ -64,20 +65,23 @@ def test_each_reservation_email_has_its_subject_recipient_and_fields(db, smtp):
     assert sorted(mail) == sorted([
         ("ana@example.com", "Your Reservation is Confirmed!"),
         ("ben99@example.com", "Your Reservation has been Cancelled"),
-        ("desk@example.com", f"New Reservation #{cancelled} - Action Required"),
-        ("desk@example.com", f"New Reservation #{confirmed} - Action Required"),
+        ("desk@example.com", f"🔔 New Reservation #{cancelled} - Action Required"),
+        ("desk@example.com", f"🔔 New Reservation #{confirmed} - Action Required"),
     ])
     text, html = parts(mail[("ana@example.com", "Your Reservation is Confirmed!")])
     assert f"Hello Ana Silva,\n\nYour reservation #{confirmed} is confirmed for 14/07/2026 at 13:05." in text
     assert "<strong>14/07/2026</strong> at <strong>13:05</strong>" in html
     text, _ = parts(mail[("ben99@example.com", "Your Reservation has been Cancelled")])
     assert f"Hello ben99,\n\nYour reservation #{cancelled} for 14/07/2026 at 13:05 has been cancelled." in text
-    text, _ = parts(mail[("desk@example.com", f"New Reservation #{confirmed} - Action Required")])
+    text, _ = parts(mail[("desk@example.com", f"🔔 New Reservation #{confirmed} - Action Required")])
     assert "Customer:    Ana Silva <ana@example.com>" in text and "Status:      pending" in text
 
-    rows = db.execute("SELECT status, attempts, sent_at IS NOT NULL, smtp_message_id FROM email_outbox").fetchall()
+    rows = db.execute("SELECT status, attempts, sent_at IS NOT NULL, smtp_message_id, queued_at FROM email_outbox"
+                      ).fetchall()
     assert {r[:3] for r in rows} == {("sent", 1, True)}
     assert {r[3] for r in rows} == {m["Message-ID"] for m in smtp.messages()}
+    assert sorted((r[3], r[4].replace(microsecond=0)) for r in rows) == sorted(  # RFC 5322's Date: when the change queued it
+        (m["Message-ID"], parsedate_to_datetime(m["Date"])) for m in smtp.messages())
     assert send(db, "notifications__2").processed == 0  # nothing is sent twice
 
 
@@ -188,7 +192,7 @@ def test_a_line_break_in_a_title_or_subject_stays_inside_one_subject_line(db, sm
 def test_a_customer_with_an_empty_email_gets_a_clear_failure_not_the_desks_copy(db, smtp):
     reserve(db, customer(db, "noaddress", email=" "), status="confirmed")
     assert send(db).details == {"sent": 1, "failed": 1, "dead": 0}
-    assert [(m["To"], m["Subject"]) for m in smtp.messages()] == [("desk@example.com", "New Reservation #1 - Action Required")]
+    assert [(m["To"], m["Subject"]) for m in smtp.messages()] == [("desk@example.com", "🔔 New Reservation #1 - Action Required")]
     assert db.execute("SELECT template, status, last_error FROM email_outbox WHERE status <> 'sent'").fetchall() == [
         ("reservation_confirmed", "queued", "ValueError: no recipient address: the customer has an empty email")]
 
