@@ -98,6 +98,14 @@ def tdx_actions_file() -> Path:
     return Path(os.environ.get("TICKETFLOW_TDX_ACTIONS", PROJECT_ROOT / "config" / "tdx_actions.yaml"))
 
 
+def tdx_dry_run() -> bool:
+    """Every TDX queue run only looks, the scheduled ones too (the seed's DAEMON_DRY_RUN)."""
+    raw = os.environ.get("TICKETFLOW_TDX_DRY_RUN", "false").strip().lower()
+    if raw not in {"true", "false", "1", "0", "yes", "no", ""}:
+        raise ValueError(f"TICKETFLOW_TDX_DRY_RUN must be true or false, got {raw!r}")
+    return raw in {"true", "1", "yes"}
+
+
 def tdx_report_id() -> int:
     """The report the scheduled TDX queue works through (the seed's DAEMON_REPORT_ID)."""
     return int(_positive_number("TICKETFLOW_TDX_REPORT_ID", 1001))

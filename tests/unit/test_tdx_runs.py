@@ -22,6 +22,15 @@ def test_dry_run_rule(run_type, dry_run_param, expected):
     assert is_dry_run(context) is expected
 
 
+@pytest.mark.parametrize("run_type", [DagRunType.SCHEDULED, DagRunType.MANUAL])
+def test_the_dry_run_setting_stops_every_run_from_acting(run_type, monkeypatch):
+    monkeypatch.setenv("TICKETFLOW_TDX_DRY_RUN", "true")
+    assert is_dry_run({"dag_run": SimpleNamespace(run_type=run_type), "params": {"dry_run": False}}) is True
+    monkeypatch.setenv("TICKETFLOW_TDX_DRY_RUN", "maybe")
+    with pytest.raises(ValueError, match="TICKETFLOW_TDX_DRY_RUN must be true or false, got 'maybe'"):
+        is_dry_run({"dag_run": SimpleNamespace(run_type=run_type), "params": {"dry_run": False}})
+
+
 def test_batches_grow_rather_than_exceed_what_airflow_can_map():
     assert in_batches(list(range(10)), 4, max_batches=1024) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     batches = in_batches(list(range(5000)), 1, max_batches=1024)

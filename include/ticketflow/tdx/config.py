@@ -149,6 +149,13 @@ class QueueConfig:
         return {column for spec in self.actions for column in spec.when}
 
 
+#: JSON Schema's "integer" also takes 50.0, which the actions cannot use: here it means a whole number written as one.
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)))
+
+
 def _where(error: jsonschema.ValidationError) -> str:
     path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
     return path.lstrip(".") or "(top level)"
@@ -156,7 +163,7 @@ def _where(error: jsonschema.ValidationError) -> str:
 
 def parse_config(document: Any, source: str = "configuration") -> QueueConfig:
     """Validate a parsed document; every problem is reported at once, each with its place."""
-    errors = sorted(jsonschema.Draft202012Validator(FILE_SCHEMA).iter_errors(document),
+    errors = sorted(_Validator(FILE_SCHEMA).iter_errors(document),
                     key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         raise ConfigError(f"{source}: " + "; ".join(f"{_where(e)}: {e.message}" for e in errors))
@@ -169,7 +176,10 @@ def parse_config(document: Any, source: str = "configuration") -> QueueConfig:
         when = {column: [str(v) for v in (value if isinstance(value, list) else [value])]
                 for column, value in item.get("when", {}).items()}
         specs.append(ActionSpec(item["type"], options, item.get("version", "v1"), when))
-    problems = []
+    problems = [f"actions[{index}].when.{column}: {value!r} is a YAML boolean (yes/no/on/off/true/false);"
+                f" quote it to match the report's text, such as \"Yes\""
+                for index, item in enumerate(document["actions"]) for column, values in item.get("when", {}).items()
+                for value in (values if isinstance(values, list) else [values]) if isinstance(value, bool)]
     for index, spec in enumerate(specs):
         if spec.type == "summary_comment" and index != len(specs) - 1:
             problems.append(f"actions[{index}]: summary_comment must be the last action")

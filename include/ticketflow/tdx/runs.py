@@ -4,7 +4,7 @@ A run is three steps: find the tickets with work (one report call, one query),
 process them in mapped batches (the UI shows each batch; a failure retries one
 batch, not the report), and close the run's audit row. Scheduled runs act;
 any other run (trigger form, REST, CLI) is a dry run unless its `dry_run`
-Param is false.
+Param is false. With TICKETFLOW_TDX_DRY_RUN=true every run is a dry run.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 
 def is_dry_run(context: Mapping[str, Any]) -> bool:
-    """Only scheduled runs act unasked; every other run needs `dry_run=false`."""
+    """Only scheduled runs act unasked; every other run needs `dry_run=false`; TICKETFLOW_TDX_DRY_RUN stops all."""
+    if settings.tdx_dry_run():
+        return True
     return context["dag_run"].run_type != "scheduled" and bool(context["params"]["dry_run"])
 
 
