@@ -84,7 +84,7 @@ def _save(conn: psycopg.Connection, task_id: int, **columns) -> None:
                  {**columns, "task_id": task_id})
 
 
-def _new_assignments(conn: psycopg.Connection, user_ids: list[int], role: str | None,
+def _new_assignments(conn: psycopg.Connection, user_ids: list[int], role: str | None, status: str = "assigned",
                      **profile: str | None) -> list[dict]:
     """The seed's assignment objects, stamped with the database's clock (as the assignment DAG stamps them).
 
@@ -93,7 +93,7 @@ def _new_assignments(conn: psycopg.Connection, user_ids: list[int], role: str | 
     stamp = conn.execute("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
                          ).fetchone()[0]
     extra = {key: value for key, value in profile.items() if value is not None}
-    return [{"userID": user_id, "status": "assigned", "assigned_on": stamp, "role": role, **extra}
+    return [{"userID": user_id, "status": status, "assigned_on": stamp, "role": role, **extra}
             for user_id in user_ids]
 
 
@@ -102,11 +102,17 @@ def create_task_for_ticket(conn: psycopg.Connection, ticket_id: int, users_for_r
     """The manual "create task for ticket": the same matching and round-robin as the DAG, now.
 
     A refusal changes nothing; TTS trouble raises TtsError (the API's 502)."""
-    exists = conn.execute("SELECT is_task_allocated FROM tickets WHERE id = %s", (ticket_id,)).fetchone()
-    if exists is None:
+    ticket = conn.execute("SELECT is_task_allocated, is_recurring, archived FROM tickets WHERE id = %s",
+                          (ticket_id,)).fetchone()
+    if ticket is None:
         raise TaskNotFound(f"ticket {ticket_id} does not exist")
-    if exists[0]:
+    allocated, template, archived = ticket
+    if allocated:
         raise TaskError(f"ticket {ticket_id} already has a task")
+    if template:
+        raise TaskError(f"ticket {ticket_id} is a recurring template: the tickets it generates get the tasks")
+    if archived:
+        raise TaskError(f"ticket {ticket_id} is archived")
     try:
         if not allocate_ticket(conn, ticket_id, users_for_role, max_assignments):
             raise TaskError(f"no task for ticket {ticket_id}: it is being assigned right now")
@@ -117,18 +123,26 @@ def create_task_for_ticket(conn: psycopg.Connection, ticket_id: int, users_for_r
 
 
 def assign_user(conn: psycopg.Connection, task_id: int, user_id: int, role: str | None = None,
-                username: str | None = None, email: str | None = None) -> dict:
+                username: str | None = None, email: str | None = None, status: str = "assigned") -> dict:
+    """Add a user to a task (the seed's UserAssignmentSerializer); one who starts `in_progress` starts the task."""
     if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1:
         raise TaskError(f"userID must be a positive integer, got {user_id!r}")
+    if status not in USER_STATUSES:
+        raise TaskError(f"user status must be one of {', '.join(USER_STATUSES)}, got {status!r}")
     with conn.transaction():
-        users, status, _, _ = _locked(conn, task_id)
-        if status in CLOSED:
-            raise TaskError(f"task {task_id} is {status}: no user can be assigned")
+        users, task_status, _, _ = _locked(conn, task_id)
+        if task_status in CLOSED:
+            raise TaskError(f"task {task_id} is {task_status}: no user can be assigned")
         if any(u["userID"] == user_id for u in users):
             raise TaskError(f"user {user_id} is already assigned to task {task_id}")
-        _save(conn, task_id, users=json.dumps([*users, *_new_assignments(conn, [user_id], role, username=username,
-                                                                  email=email)]))
+        added = _new_assignments(conn, [user_id], role, status, username=username, email=email)
+        _save(conn, task_id, users=json.dumps([*users, *added]), status=_started(task_status, status))
     return get_task(conn, task_id)
+
+
+def _started(task_status: str, user_status: str) -> str:
+    """A pending task goes in progress when one of its users does."""
+    return "in_progress" if task_status == "pending" and user_status == "in_progress" else task_status
 
 
 def update_user_status(conn: psycopg.Connection, task_id: int, user_id: int, status: str) -> dict:
@@ -141,8 +155,7 @@ def update_user_status(conn: psycopg.Connection, task_id: int, user_id: int, sta
         if not any(u["userID"] == user_id for u in users):
             raise TaskError(f"user {user_id} is not assigned to task {task_id}")
         users = [{**u, "status": status} if u["userID"] == user_id else u for u in users]
-        new_status = "in_progress" if task_status == "pending" and status == "in_progress" else task_status
-        _save(conn, task_id, users=json.dumps(users), status=new_status)
+        _save(conn, task_id, users=json.dumps(users), status=_started(task_status, status))
     return get_task(conn, task_id)
 
 

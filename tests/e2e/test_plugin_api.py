@@ -113,6 +113,8 @@ def test_a_task_through_its_whole_life(admin, task_world):
     assert {k: assigned["users"][-1][k] for k in ("userID", "status", "username", "email")} == {
         "userID": 42, "status": "assigned", "username": "jdoe", "email": "jdoe@example.org"}
     assert admin.post(f"/tasks/{task_id}/assign_user", {"userID": 42}).status_code == 409
+    held = admin.post(f"/tasks/{task_id}/assign_user", {"userID": 43, "status": "on_hold"}).json()
+    assert held["users"][-1]["status"] == "on_hold"
 
     working = admin.post(f"/tasks/{task_id}/update_user_status", {"user_id": 42, "status": "in_progress"}).json()
     assert working["status"] == "in_progress"
@@ -146,6 +148,7 @@ def test_complete_task_on_its_own(admin, task_world):
     ("post", "/tasks/{task}/assign_user", {"userID": "three"}, 422, "valid integer"),
     ("post", "/tasks/{task}/assign_user", {"userID": 5, "username": "nul\u0000byte"}, 422, "match pattern"),
     ("post", "/tasks/{task}/assign_user", {"userID": 5, "is_admin": True}, 422, "Extra inputs"),
+    ("post", "/tasks/{task}/assign_user", {"userID": 5, "status": "sleeping"}, 422, "Input should be"),
     ("post", "/tasks/{task}/assign_user", "{not json", 422, "JSON decode error"),
     ("get", "/events/999999", None, 404, "event 999999 does not exist"),
     ("get", "/events/my_events", None, 422, "Field required"),

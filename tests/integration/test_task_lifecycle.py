@@ -41,6 +41,15 @@ def test_a_task_created_by_hand_has_the_serializers_fields(db, setup):
         tasks.create_task_for_ticket(db, setup["ticket"], users_for_role, 2)
     with pytest.raises(TaskNotFound):
         tasks.create_task_for_ticket(db, 999_999, users_for_role, 2)
+    template = db.execute("INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
+                          " next_occurrence) VALUES ('Weekly', 'IT', 'HW', true, 'weekly', now()) RETURNING id"
+                          ).fetchone()[0]
+    archived = db.execute("INSERT INTO tickets (subject, department, category, archived) VALUES ('Old', 'IT', 'HW',"
+                          " true) RETURNING id").fetchone()[0]
+    with pytest.raises(TaskError, match="is a recurring template: the tickets it generates get the tasks"):
+        tasks.create_task_for_ticket(db, template, users_for_role, 2)
+    with pytest.raises(TaskError, match=f"ticket {archived} is archived"):
+        tasks.create_task_for_ticket(db, archived, users_for_role, 2)
 
 
 def _unserved(db, subject, category):
@@ -105,9 +114,18 @@ def test_users_are_assigned_and_their_status_moves_the_task(db, setup):
     assert {u["userID"]: u["status"] for u in task["users"]} == {3: "assigned", 6: "in_progress", 12: "assigned"}
 
 
+def test_a_user_assigned_with_a_status_keeps_it_and_one_in_progress_starts_the_task(db, setup):
+    task_id = setup["task"]["task_id"]
+    task = tasks.assign_user(db, task_id, 12, status="on_hold")
+    assert (task["users"][-1]["status"], task["status"]) == ("on_hold", "pending")
+    task = tasks.assign_user(db, task_id, 13, status="in_progress")
+    assert (task["users"][-1]["status"], task["status"]) == ("in_progress", "in_progress")
+
+
 @pytest.mark.parametrize("action, message", [
     (lambda db, t: tasks.assign_user(db, t, 3), "already assigned"),
     (lambda db, t: tasks.assign_user(db, t, -4), "positive integer"),
+    (lambda db, t: tasks.assign_user(db, t, 12, status="sleeping"), "user status must be one of"),
     (lambda db, t: tasks.update_user_status(db, t, 77, "in_progress"), "not assigned"),
     (lambda db, t: tasks.update_user_status(db, t, 3, "sleeping"), "user status must be one of"),
     (lambda db, t: tasks.complete_task(db, 999_999), "does not exist"),

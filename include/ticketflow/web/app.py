@@ -111,7 +111,7 @@ def create_app(database: Database | None = None, auth: ModuleType | None = None,
                       dependencies=[edit_tasks], responses=_errors(404, 409))
     def assign_user(conn: Conn, task_id: TaskId, body: schemas.TicketflowAssignUser):
         return tasks.assign_user(conn, task_id, body.userID, role=body.role, username=body.username,
-                                 email=body.email)
+                                 email=body.email, status=body.status)
 
     @task_routes.post("/{task_id:int}/update_user_status", response_model=schemas.TicketflowTask,
                       dependencies=[edit_tasks], responses=_errors(404, 409))

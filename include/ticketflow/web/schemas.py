@@ -76,6 +76,7 @@ class TicketflowAssignUser(_Body):
     username: Text | None = None
     email: Text | None = None
     role: Text | None = None
+    status: UserStatus = "assigned"
 
 
 class TicketflowUserStatus(_Body):
