@@ -12,7 +12,7 @@ from contextlib import closing
 
 from airflow.sdk import Param, dag, task
 
-from ticketflow import outbox
+from ticketflow import outbox, settings
 from ticketflow.dagkit import DAG_DEFAULTS, app_connection
 
 
@@ -23,7 +23,8 @@ from ticketflow.dagkit import DAG_DEFAULTS, app_connection
     doc_md=__doc__,
     **DAG_DEFAULTS,
     params={
-        "message_ids": Param([], type="array", items={"type": "integer", "minimum": 1},
+        "message_ids": Param([], type="array",
+                             items={"type": "integer", "minimum": 1, "maximum": settings.ROW_MAX_ID},
                              description="Ids of dead messages to re-queue; empty means every dead message."),
     },
 )

@@ -9,6 +9,7 @@ again. After fixing the cause, clear them (one ticket, or all) and the next
 
 from airflow.sdk import Param, dag, task
 
+from ticketflow import settings
 from ticketflow.dagkit import DAG_DEFAULTS
 from ticketflow.tdx import runs
 
@@ -18,7 +19,7 @@ from ticketflow.tdx import runs
     schedule=None,
     tags=["ticketflow", "tdx"],
     doc_md=__doc__,
-    params={"ticket_id": Param(None, type=["null", "integer"], minimum=1,
+    params={"ticket_id": Param(None, type=["null", "integer"], minimum=1, maximum=settings.TDX_MAX_ID,
                                description="Clear only this ticket's failed actions; empty clears all.")},
     **DAG_DEFAULTS,
 )

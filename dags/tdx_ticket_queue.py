@@ -32,10 +32,11 @@ from ticketflow.tdx import runs
     tags=["ticketflow", "tdx"],
     doc_md=__doc__,
     params={
-        "report_id": Param(settings.tdx_report_id(), type="integer", minimum=1,
+        "report_id": Param(settings.tdx_report_id(), type="integer", minimum=1, maximum=settings.TDX_MAX_ID,
                            description="The TDX report whose tickets get the actions."),
         "dry_run": Param(True, type="boolean",
-                         description="Only say what would be done (read calls only). Scheduled runs always act."),
+                         description="Only say what would be done (read calls only). Scheduled runs act"
+                                     " unless TICKETFLOW_TDX_DRY_RUN is set."),
     },
     **DAG_DEFAULTS,
 )

@@ -89,6 +89,10 @@ def max_assignments() -> int:
 #: Airflow connection id and pool of the TeamDynamix Web API (CONTRACT.md).
 TDX_CONN_ID = "tdx_api"
 TDX_POOL = "tdx_api"
+#: TDX ids (tickets, reports) are Int32, as is meta.daemon_action_log.ticket_id.
+TDX_MAX_ID = 2**31 - 1
+#: Row ids of Ticketflow's own tables are bigint.
+ROW_MAX_ID = 2**63 - 1
 #: Batches calling TDX at once, across all workers (created by `make run` and compose's airflow-init).
 TDX_POOL_SLOTS = 4
 

@@ -138,3 +138,16 @@ def test_intake_params_take_a_proper_ticket(dagbag):
     ticket = {"subject": "VPN down", "department": "IT", "category": "Network", "external_id": "EXT-1",
               "requester_email": "ana@example.com", "priority": "high", "description": None}
     assert {name: params.get_param(name).resolve(value) for name, value in ticket.items()} == ticket
+
+
+@pytest.mark.parametrize("dag_id, name, too_large, largest", [
+    ("email_requeue", "message_ids", [2**63], [2**63 - 1]),           # bigint ids
+    ("tdx_clear_failed_actions", "ticket_id", 2**31, 2**31 - 1),     # TDX's Int32 ids
+    ("tdx_ticket_queue", "report_id", 2**31, 2**31 - 1),
+])
+def test_id_params_stop_where_the_ids_do_instead_of_failing_in_the_database(dagbag, dag_id, name, too_large,
+                                                                            largest):
+    param = dagbag.dags[dag_id].params.get_param(name)
+    with pytest.raises(ParamValidationError):
+        param.resolve(too_large)
+    assert param.resolve(largest) == largest

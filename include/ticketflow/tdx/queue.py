@@ -29,6 +29,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ticketflow import queries
+from ticketflow.settings import TDX_MAX_ID
 from ticketflow.tdx.actions import Action, Plan, Step, SummaryCommentAction, TicketView, build
 from ticketflow.tdx.client import TdxClient, TdxOutcomeUnknown, TdxRequestError, TdxUnavailable
 from ticketflow.tdx.config import ConfigError, QueueConfig
@@ -54,7 +55,6 @@ class TicketOutcome:
         return sum(1 for a in self.actions if a["status"] == status)
 
 
-MAX_TICKET_ID = 2**31 - 1  # TDX ids are Int32, as is meta.daemon_action_log.ticket_id
 
 
 def report_rows(report: dict, columns: Iterable[str]) -> dict[int, dict[str, Any]]:
@@ -73,9 +73,9 @@ def report_rows(report: dict, columns: Iterable[str]) -> dict[int, dict[str, Any
     for number, row in enumerate(report.get("DataRows") or [], 1):
         raw = row.get("TicketID") if isinstance(row, dict) else None
         valid = not isinstance(raw, bool) and (isinstance(raw, int) or (isinstance(raw, str) and raw.strip().isdigit()))
-        if not valid or not 1 <= int(raw) <= MAX_TICKET_ID:
+        if not valid or not 1 <= int(raw) <= TDX_MAX_ID:
             log.warning("report %s row %d skipped: TicketID %r is not a TDX ticket id (1..%d)", report.get("ID"),
-                        number, str(raw)[:50], MAX_TICKET_ID)
+                        number, str(raw)[:50], TDX_MAX_ID)
             continue
         rows[int(raw)] = {column: row.get(column) for column in wanted}
     return rows
