@@ -50,7 +50,7 @@ SERVER_ERRORS = (OSError,)
 RETRY_MAX_SECONDS = 3600
 
 _CLAIM = """
-SELECT id, message_key, template, recipient, context, attempts, queued_at
+SELECT id, message_key, template, recipient, context, attempts, clock_timestamp() AS attempted_at
 FROM email_outbox
 WHERE status = 'queued' AND next_attempt_at <= clock_timestamp()
 ORDER BY next_attempt_at, id
@@ -135,14 +135,15 @@ def message_id(message_key: UUID, sender: str) -> str:
 
 
 def build_message(template: str, context: dict, recipient: str, sender: str, timezone: str,
-                  message_key: UUID, queued_at: datetime) -> EmailMessage:
-    """The message of one outbox row. Its Date is when the change queued it, the same on every attempt."""
+                  message_key: UUID, attempted_at: datetime) -> EmailMessage:
+    """The message of one outbox row. Its Date is this attempt's: a message delayed by an outage or re-queued
+    days later is not filed among old mail, nor scored as stale by spam filters; its Message-ID stays the same."""
     subject, text, html = render(template, context, timezone)
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = sender
     message["To"] = recipient
-    message["Date"] = format_datetime(queued_at)
+    message["Date"] = format_datetime(attempted_at)
     message["Message-ID"] = message_id(message_key, sender)
     message.set_content(text)
     message.add_alternative(html, subtype="html")
@@ -166,11 +167,11 @@ def send_due_messages(run: AuditedRun, send: Callable[[EmailMessage], None], *, 
             claimed = conn.execute(_CLAIM).fetchone()
             if claimed is None:
                 return
-            message_id, message_key, template, recipient, context, attempts, queued_at = claimed
+            message_id, message_key, template, recipient, context, attempts, attempted_at = claimed
             outcome.processed = 1
             try:
                 message = build_message(template, context, _address(recipient, admin_email), sender, timezone,
-                                        message_key, queued_at)
+                                        message_key, attempted_at)
                 send(message)
             except SmtpUnavailable:
                 raise  # rolls this unit back: the message stays queued, uncharged

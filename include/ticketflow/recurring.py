@@ -55,17 +55,15 @@ def _plan_rule_batch(templates: list[tuple], due_at) -> dict:
     return arrays
 
 
-def _advancing_pointers(conn: psycopg.Connection) -> None:
-    """Mark this transaction's pointer moves as the job's, not a hand edit that moves the series (0009)."""
-    conn.execute("SELECT set_config('ticketflow.advancing_pointers', 'on', true)")
-
-
-def _record_batch(outcome, claimed: int, created: int, skipped: int, parked: list[dict]) -> None:
-    """A batch's totals for the run's audit; each parked template also goes to the task log."""
+def _record_batch(outcome, claimed: int, created: int, skipped: int, parked: list[dict], moved: list[dict]) -> None:
+    """A batch's totals for the run's audit; each parked or moved template also goes to the task log."""
     for template in parked:
         log.warning("recurring ticket template %s skipped: %s", template["template_id"], template["reason"])
+    for template in moved:
+        log.info("recurring ticket template %s: next_occurrence was set off its schedule, so the series now"
+                 " starts there (%s)", template["template_id"], template["anchor"])
     outcome.processed, outcome.changed, outcome.skipped = claimed, created, skipped
-    outcome.details = {"created": created, "invalid_templates": parked}
+    outcome.details = {"created": created, "invalid_templates": parked, "moved_series": moved}
 
 
 def create_due_occurrences(run: AuditedRun, default_timezone: str, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
@@ -78,7 +76,6 @@ def create_due_occurrences(run: AuditedRun, default_timezone: str, batch_size: i
     interval_batch = queries.load("recurring/plan_intervals") + queries.load("recurring/apply_plan")
     while True:
         with run.unit() as outcome:
-            _advancing_pointers(conn)
             claimed, *totals = conn.execute(interval_batch, params).fetchone()
             _record_batch(outcome, claimed, *totals)
         if claimed < batch_size:
@@ -87,7 +84,6 @@ def create_due_occurrences(run: AuditedRun, default_timezone: str, batch_size: i
     rule_batch = queries.load("recurring/plan_from_arrays") + queries.load("recurring/apply_plan")
     while True:
         with run.unit() as outcome:
-            _advancing_pointers(conn)
             templates = conn.execute(queries.load("recurring/claim_rule_templates"), params).fetchall()
             if templates:
                 arrays = _plan_rule_batch(templates, run.window.due_at)

@@ -2,6 +2,7 @@
 
 import shutil
 from contextlib import closing
+from datetime import datetime, timezone
 
 import psycopg
 import pytest
@@ -75,8 +76,8 @@ def _migrated_before(database_factory, tmp_path, migration):
     return url
 
 
-def test_event_reminders_queued_before_0010_keep_their_once_per_start_guarantee(database_factory, tmp_path):
-    url = _migrated_before(database_factory, tmp_path, "0010")
+def test_event_reminders_queued_before_0009_keep_their_once_per_start_guarantee(database_factory, tmp_path):
+    url = _migrated_before(database_factory, tmp_path, "0009")
     with closing(psycopg.connect(url, autocommit=True)) as conn:
         conn.execute("INSERT INTO email_outbox (dedup_key, template, recipient, context, status, sent_at) VALUES"
                      " ('event:7:reminder:3', 'event_reminder', 'ana@example.com',"
@@ -87,15 +88,36 @@ def test_event_reminders_queued_before_0010_keep_their_once_per_start_guarantee(
     assert keys == ["event:7:reminder:3:20260610T140000Z", "reservation:7:confirmed"]
 
 
-def test_templates_in_zones_postgresql_read_without_summer_time_move_to_the_zone_tzdata_links(database_factory,
-                                                                                             tmp_path):
-    url = _migrated_before(database_factory, tmp_path, "0011")
+def test_templates_in_zones_postgresql_read_without_summer_time_keep_their_local_times(database_factory, tmp_path):
+    """A CET template upgraded in summer: its pointer (computed as UTC+1) keeps its wall time in Europe/Brussels,
+    so the series goes on at 10:00 local (08:00Z in summer), no day lost."""
+    from ticketflow.audit import AuditedRun, RunWindow
+    from ticketflow.recurring import create_due_occurrences
+
+    def run(conn, due):
+        with AuditedRun(conn, RunWindow("recurring_tickets", f"r{due:%m%d}", due)) as audited:
+            create_due_occurrences(audited, "UTC")
+
+    url = _migrated_before(database_factory, tmp_path, "0010")
     with closing(psycopg.connect(url, autocommit=True)) as conn:
-        for name in ("CET", "WET", "UTC"):
-            conn.execute("INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
-                         " recurrence_timezone, next_occurrence) VALUES (%s, 'IT', 'Ops', true, 'daily', %s, now())",
-                         (name, name))
+        anchor = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)  # 10:00 local, as both readings agree in winter
+        ids = [conn.execute("INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
+                            " recurrence_rule, recurrence_timezone, recurrence_start) VALUES"
+                            " (%s, 'IT', 'Ops', true, 'daily', %s, %s, %s) RETURNING id",
+                            (zone, rule, zone, anchor)).fetchone()[0]
+               for zone, rule in (("CET", None), ("CET", "FREQ=DAILY"), ("WET", None), ("UTC", None))]
+        run(conn, datetime(2026, 7, 1, 9, 5, tzinfo=timezone.utc))  # before 0010: the interval one at 09:00Z
         migrate(url)
-        zones = conn.execute("SELECT subject, recurrence_timezone FROM tickets ORDER BY id").fetchall()
+        for day in (2, 3):
+            run(conn, datetime(2026, 7, day, 9, 5, tzinfo=timezone.utc))
+        zones = [row[0] for row in conn.execute("SELECT recurrence_timezone FROM tickets WHERE id = ANY(%s)"
+                                                " ORDER BY id", (ids,))]
+        created, by_rule = ([o for (o,) in conn.execute("SELECT occurrence_at FROM tickets WHERE recurring_parent_id = %s"
+                                                          " ORDER BY occurrence_at", (parent,))]
+                            for parent in ids[:2])
         refused = conn.execute("SELECT count(*) FROM time_zones WHERE name IN ('CET', 'EET', 'MET', 'WET')").fetchone()
-    assert zones == [("CET", "Europe/Brussels"), ("WET", "Europe/Lisbon"), ("UTC", "UTC")] and refused == (0,)
+    assert zones == ["Europe/Brussels", "Europe/Brussels", "Europe/Lisbon", "UTC"] and refused == (0,)
+    assert [o.isoformat() for o in created] == [
+        "2026-07-01T09:00:00+00:00", "2026-07-02T08:00:00+00:00", "2026-07-03T08:00:00+00:00"]
+    assert [o.isoformat() for o in by_rule] == [  # Python always read CET with summer time: nothing changes
+        "2026-07-01T08:00:00+00:00", "2026-07-02T08:00:00+00:00", "2026-07-03T08:00:00+00:00"]

@@ -145,15 +145,53 @@ def test_a_template_switched_on_later_starts_at_its_anchor(db):
     assert occurrences(db, parent) == [T0]
 
 
-def test_moving_next_occurrence_by_hand_moves_the_series_there(db):
+def test_moving_next_occurrence_off_the_schedule_by_hand_moves_the_series_there(db, caplog):
     """The seed's way to reschedule: the next ticket is for the new instant, later ones follow from it."""
+    caplog.set_level("INFO", logger="ticketflow")
     parent = template(db)
     run(db, T0)
     tuesday_afternoon = T0 + timedelta(days=1, hours=5)
     db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (tuesday_afternoon, parent))
-    run(db, tuesday_afternoon + timedelta(minutes=5), run_id="scheduled__r2")
+    outcome = run(db, tuesday_afternoon + timedelta(minutes=5), run_id="scheduled__r2")
     assert occurrences(db, parent) == [T0, tuesday_afternoon]
     assert pointer(db, parent) == tuesday_afternoon + timedelta(days=1)
+    assert db.execute("SELECT recurrence_start FROM tickets WHERE id = %s", (parent,)).fetchone()[0] == tuesday_afternoon
+    assert [m["template_id"] for m in outcome.details["moved_series"]] == [parent]
+    assert f"template {parent}: next_occurrence was set off its schedule" in caplog.text
+
+
+def test_a_template_switched_back_on_at_a_new_time_starts_there(db):
+    parent = template(db)
+    run(db, T0)
+    db.execute("UPDATE tickets SET is_recurring = false WHERE id = %s", (parent,))
+    tuesday_afternoon = T0 + timedelta(days=1, hours=5)
+    db.execute("UPDATE tickets SET is_recurring = true, next_occurrence = %s WHERE id = %s",
+               (tuesday_afternoon, parent))
+    run(db, tuesday_afternoon + timedelta(minutes=5), run_id="scheduled__r2")
+    assert occurrences(db, parent) == [T0, tuesday_afternoon]
+
+
+def test_a_pointer_on_the_schedule_moves_only_the_pointer(db):
+    """Skipping ahead by hand, or a stale save writing back an old pointer, never shifts the series."""
+    anchor = datetime(2028, 1, 31, 14, tzinfo=UTC)
+    monthly = template(db, recurrence_interval="monthly", next_occurrence=anchor)
+    run(db, datetime(2028, 2, 29, 14, tzinfo=UTC), run_id="r1")  # latest_only: Feb 29 only
+    db.execute("UPDATE tickets SET subject = 'edited', next_occurrence = %s WHERE id = %s",
+               (datetime(2028, 2, 29, 14, tzinfo=UTC), monthly))  # a save of the row read before the run
+    run(db, datetime(2028, 3, 31, 14, tzinfo=UTC), run_id="r2")
+    db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (datetime(2028, 5, 31, 14, tzinfo=UTC), monthly))
+    run(db, datetime(2028, 5, 31, 14, tzinfo=UTC), run_id="r3")
+    assert [o.date().isoformat() for o in occurrences(db, monthly)] == ["2028-02-29", "2028-03-31", "2028-05-31"]
+    assert db.execute("SELECT recurrence_start FROM tickets WHERE id = %s", (monthly,)).fetchone()[0] == anchor
+
+
+def test_an_rrule_pointer_set_by_hand_says_only_where_the_rule_resumes(db):
+    """An RRULE's anchor is its DTSTART: a pointer off the rule resumes the rule, at the rule's time of day."""
+    mondays = template(db, recurrence_interval=None, recurrence_rule="FREQ=WEEKLY;BYDAY=MO")
+    run(db, T0)
+    db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (T0 + timedelta(days=1, hours=5), mondays))
+    run(db, T0 + timedelta(days=7, minutes=5), run_id="r2")
+    assert occurrences(db, mondays) == [T0, T0 + timedelta(days=7)]
 
 
 def test_the_jobs_own_pointer_moves_keep_the_anchor(db):

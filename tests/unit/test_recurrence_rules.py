@@ -104,6 +104,12 @@ def test_until_in_utc_is_compared_as_an_instant_on_dst_days(until, fires_on_the_
     assert all(o <= datetime.strptime(until, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) for o in occurrences)
 
 
+def test_counts_may_have_leading_zeros_as_rfc_5545_digits_do():
+    anchor = datetime(2026, 1, 1, 9, tzinfo=UTC)
+    schedule = RuleSchedule.parse("FREQ=DAILY;INTERVAL=02;COUNT=03", anchor, "UTC")
+    assert [o.day for o in schedule.occurrences_from(anchor)] == [1, 3, 5]
+
+
 def test_an_anchor_with_fractions_of_a_second_is_its_own_first_occurrence():
     anchor = datetime(2026, 3, 2, 9, 0, 0, 500000, tzinfo=UTC)  # recurrence_start = now(), say
     schedule = RuleSchedule.parse("FREQ=DAILY;COUNT=2", anchor, "UTC")
@@ -135,6 +141,7 @@ def test_window_returns_due_occurrences_and_the_next_pointer():
     ("FREQ=DAILY;INTERVAL=1;INTERVAL=0", "names INTERVAL twice"),
     ("FREQ=DAILY;FREQ=MINUTELY", "names FREQ twice"),  # dateutil keeps the last: sub-daily
     ("FREQ=DAILY;COUNT=0", "COUNT must be 1 or more"),
+    ("FREQ=DAILY;COUNT=00", "COUNT must be 1 or more"),
     ("FREQ=DAILY;COUNT=2;UNTIL=20260301", "both COUNT and UNTIL"),
     ("FREQ=DAILY;UNTIL=20261340", "not a valid date"),
     ("FREQ=DAILY;UNTIL=tomorrow", "UNTIL must be a date"),

@@ -1,5 +1,6 @@
 -- Tail of the per-batch statement: creates the planned occurrences, records the
--- skipped ones and moves each template's pointer, all in one statement and so
+-- skipped ones and moves each template's pointer (and the anchor of a series
+-- moved by hand), all in one statement and so
 -- in one transaction. The unique key (recurring_parent_id, occurrence_at)
 -- makes a retry, an overlapping run or a backfill a no-op for occurrences that
 -- already exist.
@@ -29,6 +30,8 @@ skipped AS (
 advanced AS (
     UPDATE tickets t
     SET next_occurrence = CASE WHEN a.recurrence_error IS NULL THEN a.next_occurrence ELSE t.next_occurrence END,
+        recurrence_start = CASE WHEN a.recurrence_error IS NULL THEN coalesce(a.new_anchor, t.recurrence_start)
+                                ELSE t.recurrence_start END,
         recurrence_error = a.recurrence_error,
         updated_at = clock_timestamp()
     FROM advance a
@@ -41,4 +44,7 @@ SELECT (SELECT count(*) FROM claimed) AS claimed,
        (SELECT count(*) FROM skipped) AS skipped,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('template_id', template_id, 'reason', recurrence_error)
                                   ORDER BY template_id), '[]')
-        FROM advance WHERE recurrence_error IS NOT NULL) AS parked
+        FROM advance WHERE recurrence_error IS NOT NULL) AS parked,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('template_id', template_id, 'anchor', new_anchor)
+                                  ORDER BY template_id), '[]')
+        FROM advance WHERE new_anchor IS NOT NULL AND recurrence_error IS NULL) AS moved

@@ -9,7 +9,8 @@ plan AS (
     SELECT * FROM unnest(%(plan_template_ids)s::bigint[], %(plan_occurrences)s::timestamptz[],
                          %(plan_create)s::boolean[]) AS p (template_id, occurrence_at, create_it)
 ),
-advance AS (
-    SELECT * FROM unnest(%(template_ids)s::bigint[], %(next_occurrences)s::timestamptz[],
-                         %(errors)s::text[]) AS a (template_id, next_occurrence, recurrence_error)
+advance AS (  -- an RRULE's anchor is its DTSTART, moved only by editing recurrence_start
+    SELECT a.*, NULL::timestamptz AS new_anchor
+    FROM unnest(%(template_ids)s::bigint[], %(next_occurrences)s::timestamptz[],
+                %(errors)s::text[]) AS a (template_id, next_occurrence, recurrence_error)
 )

@@ -2,10 +2,22 @@
 -- Claims up to %(batch_size)s due templates (SKIP LOCKED: overlapping runs never
 -- wait for or take each other's templates) and plans, in SQL, which
 -- occurrences to create or skip and where each template's pointer moves.
+-- A pointer that is not an occurrence of its series was set by hand (the
+-- seed's users reschedule by editing next_occurrence): the series restarts
+-- there. The job's own pointers, and an old one written back by a stale save,
+-- are occurrences of the series and change nothing.
 -- Completed by recurring/apply_plan.sql, which reads claimed, plan and advance.
 WITH claimed AS (
     SELECT t.id,
-           t.recurrence_start AS anchor,
+           CASE WHEN EXISTS (
+                    SELECT 1
+                    FROM ticketflow_interval_occurrences(t.recurrence_start,
+                                                         coalesce(t.recurrence_timezone, %(default_timezone)s),
+                                                         t.recurrence_interval, t.recurrence_every,
+                                                         t.next_occurrence, t.next_occurrence) AS o
+                    WHERE o.occurrence_at = t.next_occurrence)
+                THEN t.recurrence_start ELSE t.next_occurrence END AS anchor,
+           t.recurrence_start AS previous_anchor,
            t.next_occurrence AS pointer,
            coalesce(t.recurrence_timezone, %(default_timezone)s) AS tz,
            t.recurrence_interval AS unit,
@@ -50,7 +62,8 @@ advance AS (
     -- A template with more occurrences due at once than the cap (a start date
     -- decades off, say) is parked with the reason instead, as RRULE ones are.
     SELECT c.id AS template_id, following.next_occurrence,
-           CASE WHEN flooded.id IS NOT NULL THEN %(too_many_occurrences)s END AS recurrence_error
+           CASE WHEN flooded.id IS NOT NULL THEN %(too_many_occurrences)s END AS recurrence_error,
+           CASE WHEN c.anchor <> c.previous_anchor THEN c.anchor END AS new_anchor
     FROM claimed c
     LEFT JOIN (SELECT id, min(occurrence_at) AS next_occurrence
                FROM occurrences WHERE occurrence_at > horizon GROUP BY id) AS following ON following.id = c.id

@@ -2,7 +2,7 @@
 -- reminder went out reminds again for the new date. The reminders' deduplication
 -- key gains the start it was for (UTC, ISO 8601 basic), and the keys already in
 -- the outbox are rewritten from their own context, so no reminder goes twice.
--- depends: 0009_move_series_by_next_occurrence
+-- depends: 0008_inline_occurrence_arithmetic
 
 UPDATE email_outbox
 SET dedup_key = dedup_key || ':'
