@@ -48,6 +48,11 @@ class RunOutcome:
                           self.skipped + other.skipped, details)
 
 
+def changed_rows(change: str, ids: list[int]) -> RunOutcome:
+    """The outcome of one set-based change: how many rows and which (details `change` and `change_ids`)."""
+    return RunOutcome(processed=len(ids), changed=len(ids), details={change: len(ids), f"{change}_ids": ids})
+
+
 _START = """
 INSERT INTO automation_runs
     (dag_id, run_id, data_interval_start, data_interval_end, due_at, try_number, status)

@@ -8,7 +8,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ticketflow import queries, settings
-from ticketflow.audit import RunOutcome, RunWindow
+from ticketflow.audit import RunOutcome, RunWindow, changed_rows
 
 
 def advance_events(conn: psycopg.Connection, window: RunWindow) -> RunOutcome:
@@ -32,8 +32,7 @@ def archive_completed_events(conn: psycopg.Connection, window: RunWindow) -> Run
         conn, "events/archive_completed",
         {"due_at": window.due_at, "archive_after_seconds": timedelta(days=settings.event_archive_days()).total_seconds()},
         "event %s archived")
-    return RunOutcome(processed=len(archived), changed=len(archived),
-                      details={"archived": len(archived), "archived_ids": archived})
+    return changed_rows("archived", archived)
 
 
 class EventNotFound(LookupError):

@@ -7,7 +7,7 @@ from datetime import timedelta
 import psycopg
 
 from ticketflow import queries, settings
-from ticketflow.audit import RunOutcome, RunWindow
+from ticketflow.audit import RunOutcome, RunWindow, changed_rows
 
 
 def complete_overdue_reservations(conn: psycopg.Connection, window: RunWindow) -> RunOutcome:
@@ -16,5 +16,4 @@ def complete_overdue_reservations(conn: psycopg.Connection, window: RunWindow) -
         conn, "reservations/complete_overdue",
         {"due_at": window.due_at, "grace_seconds": timedelta(minutes=settings.reservation_grace_minutes()).total_seconds()},
         "auto-completed overdue reservation %s")
-    return RunOutcome(processed=len(completed), changed=len(completed),
-                      details={"completed": len(completed), "completed_ids": completed})
+    return changed_rows("completed", completed)
