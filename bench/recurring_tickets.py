@@ -41,7 +41,8 @@ STEP = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 def reset(conn: psycopg.Connection) -> None:
     """Every template due once, no occurrence created yet."""
     conn.execute("DELETE FROM tickets WHERE recurring_parent_id IS NOT NULL")
-    conn.execute("UPDATE tickets SET next_occurrence = recurrence_start WHERE is_recurring")
+    conn.execute("UPDATE tickets SET next_occurrence = recurrence_start, job_next_occurrence = recurrence_start"
+                 " WHERE is_recurring")
     conn.execute("VACUUM ANALYZE tickets")
 
 

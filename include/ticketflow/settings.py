@@ -24,7 +24,7 @@ def database_url_from_env() -> str | None:
     return os.environ.get("TICKETFLOW_DATABASE_URL") or None
 
 
-#: IANA zones with summer time whose names PostgreSQL reads as fixed-offset abbreviations (migration 0010),
+#: IANA zones with summer time whose names PostgreSQL reads as fixed-offset abbreviations (migration 0011),
 #: and the zone tzdata links each to.
 ZONES_POSTGRESQL_READS_AS_ABBREVIATIONS = {"CET": "Europe/Brussels", "MET": "Europe/Brussels",
                                            "EET": "Europe/Athens", "WET": "Europe/Lisbon"}

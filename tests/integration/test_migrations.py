@@ -98,7 +98,7 @@ def test_templates_in_zones_postgresql_read_without_summer_time_keep_their_local
         with AuditedRun(conn, RunWindow("recurring_tickets", f"r{due:%m%d}", due)) as audited:
             create_due_occurrences(audited, "UTC")
 
-    url = _migrated_before(database_factory, tmp_path, "0010")
+    url = _migrated_before(database_factory, tmp_path, "0011")
     with closing(psycopg.connect(url, autocommit=True)) as conn:
         anchor = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)  # 10:00 local, as both readings agree in winter
         ids = [conn.execute("INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
@@ -106,18 +106,24 @@ def test_templates_in_zones_postgresql_read_without_summer_time_keep_their_local
                             " (%s, 'IT', 'Ops', true, 'daily', %s, %s, %s) RETURNING id",
                             (zone, rule, zone, anchor)).fetchone()[0]
                for zone, rule in (("CET", None), ("CET", "FREQ=DAILY"), ("WET", None), ("UTC", None))]
+        summer = conn.execute("INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
+                              " recurrence_timezone, recurrence_start) VALUES ('summer', 'IT', 'Ops', true, 'daily',"
+                              " 'CET', '2026-06-01 09:00+02') RETURNING id").fetchone()[0]
         run(conn, datetime(2026, 7, 1, 9, 5, tzinfo=timezone.utc))  # before 0010: the interval one at 09:00Z
         migrate(url)
         for day in (2, 3):
             run(conn, datetime(2026, 7, day, 9, 5, tzinfo=timezone.utc))
         zones = [row[0] for row in conn.execute("SELECT recurrence_timezone FROM tickets WHERE id = ANY(%s)"
                                                 " ORDER BY id", (ids,))]
-        created, by_rule = ([o for (o,) in conn.execute("SELECT occurrence_at FROM tickets WHERE recurring_parent_id = %s"
-                                                          " ORDER BY occurrence_at", (parent,))]
-                            for parent in ids[:2])
+        created, by_rule, summer_created = (
+            [o for (o,) in conn.execute("SELECT occurrence_at FROM tickets WHERE recurring_parent_id = %s"
+                                        " ORDER BY occurrence_at", (parent,))]
+            for parent in (ids[0], ids[1], summer))
         refused = conn.execute("SELECT count(*) FROM time_zones WHERE name IN ('CET', 'EET', 'MET', 'WET')").fetchone()
     assert zones == ["Europe/Brussels", "Europe/Brussels", "Europe/Lisbon", "UTC"] and refused == (0,)
     assert [o.isoformat() for o in created] == [
         "2026-07-01T09:00:00+00:00", "2026-07-02T08:00:00+00:00", "2026-07-03T08:00:00+00:00"]
     assert [o.isoformat() for o in by_rule] == [  # Python always read CET with summer time: nothing changes
         "2026-07-01T08:00:00+00:00", "2026-07-02T08:00:00+00:00", "2026-07-03T08:00:00+00:00"]
+    assert [o.isoformat() for o in summer_created] == [  # anchored at 09:00 summer time: it stays there
+        "2026-07-01T07:00:00+00:00", "2026-07-02T07:00:00+00:00", "2026-07-03T07:00:00+00:00"]

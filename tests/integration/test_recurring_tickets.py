@@ -160,6 +160,31 @@ def test_moving_next_occurrence_off_the_schedule_by_hand_moves_the_series_there(
     assert f"template {parent}: next_occurrence was set off its schedule" in caplog.text
 
 
+MONDAY_9 = T0 + timedelta(days=7)  # the job's last ticket; its pointer is Tuesday 09:00Z
+
+
+@pytest.mark.parametrize("edit, expected", [
+    # the owner moves the anchor: the new series, from the pointer on
+    ("recurrence_start = '2026-03-10 14:00+00'", [MONDAY_9, MONDAY_9 + timedelta(days=1, hours=5),
+                                                  MONDAY_9 + timedelta(days=2, hours=5)]),
+    # a new zone (as a tz database update would do): 04:00 local, now summer time, from the pointer on
+    ("recurrence_timezone = 'America/Toronto'", [MONDAY_9, MONDAY_9 + timedelta(days=2, hours=-1),
+                                                 MONDAY_9 + timedelta(days=3, hours=-1)]),
+    # a new interval: Mondays, from the pointer on
+    ("recurrence_interval = 'weekly'", [MONDAY_9, MONDAY_9 + timedelta(days=7)]),
+])
+def test_editing_another_schedule_column_keeps_what_the_owner_set(db, edit, expected):
+    """Only next_occurrence set by hand off the schedule restarts a series; other edits leave the anchor alone,
+    even when they leave the job's pointer off the new schedule."""
+    parent = template(db)
+    run(db, MONDAY_9)
+    anchor = db.execute(f"UPDATE tickets SET {edit} WHERE id = %s RETURNING recurrence_start", (parent,)).fetchone()[0]
+    moved = [run(db, T0 + timedelta(days=day, hours=10), run_id=f"r{day}").details["moved_series"]
+             for day in range(8, 15)]
+    assert occurrences(db, parent)[:len(expected)] == expected and moved == [[]] * 7
+    assert db.execute("SELECT recurrence_start FROM tickets WHERE id = %s", (parent,)).fetchone()[0] == anchor
+
+
 def test_a_template_switched_back_on_at_a_new_time_starts_there(db):
     parent = template(db)
     run(db, T0)

@@ -30,6 +30,8 @@ skipped AS (
 advanced AS (
     UPDATE tickets t
     SET next_occurrence = CASE WHEN a.recurrence_error IS NULL THEN a.next_occurrence ELSE t.next_occurrence END,
+        job_next_occurrence = CASE WHEN a.recurrence_error IS NULL THEN a.next_occurrence
+                                   ELSE t.job_next_occurrence END,
         recurrence_start = CASE WHEN a.recurrence_error IS NULL THEN coalesce(a.new_anchor, t.recurrence_start)
                                 ELSE t.recurrence_start END,
         recurrence_error = a.recurrence_error,

@@ -2,21 +2,23 @@
 -- Claims up to %(batch_size)s due templates (SKIP LOCKED: overlapping runs never
 -- wait for or take each other's templates) and plans, in SQL, which
 -- occurrences to create or skip and where each template's pointer moves.
--- A pointer that is not an occurrence of its series was set by hand (the
--- seed's users reschedule by editing next_occurrence): the series restarts
--- there. The job's own pointers, and an old one written back by a stale save,
--- are occurrences of the series and change nothing.
+-- A pointer set by hand (not the one the job last wrote) to an instant off the
+-- series restarts the series there: the seed's users reschedule by editing
+-- next_occurrence. One on the series (skipping ahead, an old pointer written
+-- back by a stale save) only moves the pointer, as does everything else: an
+-- edit of another schedule column, a tz database update, a new default zone.
 -- Completed by recurring/apply_plan.sql, which reads claimed, plan and advance.
 WITH claimed AS (
     SELECT t.id,
-           CASE WHEN EXISTS (
+           CASE WHEN t.next_occurrence = t.job_next_occurrence THEN t.recurrence_start
+                WHEN EXISTS (
                     SELECT 1
                     FROM ticketflow_interval_occurrences(t.recurrence_start,
                                                          coalesce(t.recurrence_timezone, %(default_timezone)s),
                                                          t.recurrence_interval, t.recurrence_every,
                                                          t.next_occurrence, t.next_occurrence) AS o
-                    WHERE o.occurrence_at = t.next_occurrence)
-                THEN t.recurrence_start ELSE t.next_occurrence END AS anchor,
+                    WHERE o.occurrence_at = t.next_occurrence) THEN t.recurrence_start
+                ELSE t.next_occurrence END AS anchor,
            t.recurrence_start AS previous_anchor,
            t.next_occurrence AS pointer,
            coalesce(t.recurrence_timezone, %(default_timezone)s) AS tz,
