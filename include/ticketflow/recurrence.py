@@ -29,7 +29,8 @@ RULE_PARTS = {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY", "BYYE
 NEVER_HORIZON = timedelta(days=366 * 10)
 #: A window with more occurrences than this is refused rather than computed.
 MAX_OCCURRENCES_PER_WINDOW = 10_000
-TOO_MANY_OCCURRENCES = f"more than {MAX_OCCURRENCES_PER_WINDOW} occurrences due at once; move next_occurrence forward"
+TOO_MANY_OCCURRENCES = (f"more than {MAX_OCCURRENCES_PER_WINDOW} occurrences due at once;"
+                        " set recurrence_start to the series' real first occurrence")
 _POSITIVE = re.compile(r"0*[1-9][0-9]*")  # RFC 5545's 1*DIGIT, at least 1; no sign
 _UNTIL = re.compile(r"(\d{8})(?:T(\d{6})(Z?))?", re.IGNORECASE)
 

@@ -3,7 +3,9 @@
 -- schedule, the job restarts an interval series there (the seed's users
 -- reschedule by editing next_occurrence). Edits of other schedule columns, a
 -- tz database update or a new default zone leave next_occurrence alone, so
--- they never look like a hand edit. Existing pointers count as the job's.
+-- they never look like a hand edit. Existing pointers count as the job's, and
+-- so does a template's pointer as created or switched on (fixing a parked
+-- template's start must not read its old pointer as a hand edit).
 -- depends: 0009_event_reminder_per_start
 
 ALTER TABLE tickets ADD COLUMN job_next_occurrence timestamptz;
@@ -12,3 +14,32 @@ COMMENT ON COLUMN tickets.job_next_occurrence IS
     'The next_occurrence the recurring job last wrote; a different next_occurrence was set by hand.';
 
 UPDATE tickets SET job_next_occurrence = next_occurrence WHERE is_recurring AND next_occurrence IS NOT NULL;
+
+-- A template's pointer as created, or as switched on without a new one, is the
+-- schedule's own, like one the job wrote. Same function as 0002 otherwise (see
+-- its comments).
+CREATE OR REPLACE FUNCTION ticketflow_recurrence_defaults() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    pointer_set_now boolean := TG_OP = 'UPDATE' AND NEW.next_occurrence IS DISTINCT FROM OLD.next_occurrence;
+BEGIN
+    IF NEW.is_recurring THEN
+        NEW.recurrence_start := coalesce(NEW.recurrence_start, NEW.next_occurrence);
+        IF TG_OP = 'INSERT' OR NOT OLD.is_recurring THEN  -- created or switched on: start at the anchor
+            NEW.next_occurrence := coalesce(NEW.next_occurrence, NEW.recurrence_start);
+            IF NOT pointer_set_now THEN
+                NEW.job_next_occurrence := NEW.next_occurrence;
+            END IF;
+        END IF;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.recurrence_error IS NOT DISTINCT FROM OLD.recurrence_error
+       AND (NEW.recurrence_interval, NEW.recurrence_every, NEW.recurrence_rule, NEW.recurrence_timezone,
+            NEW.recurrence_start, NEW.next_occurrence, NEW.recurrence_end, NEW.is_recurring, NEW.archived)
+           IS DISTINCT FROM
+           (OLD.recurrence_interval, OLD.recurrence_every, OLD.recurrence_rule, OLD.recurrence_timezone,
+            OLD.recurrence_start, OLD.next_occurrence, OLD.recurrence_end, OLD.is_recurring, OLD.archived) THEN
+        NEW.recurrence_error := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;

@@ -316,12 +316,16 @@ def test_a_start_decades_off_is_parked_instead_of_flooding_the_desk_with_tickets
     outcome = run(db, T0 + timedelta(minutes=5))
 
     assert occurrences(db, typo) == [] and occurrences(db, fine) == [T0]
-    reason = "more than 10000 occurrences due at once; move next_occurrence forward"
+    reason = "more than 10000 occurrences due at once; set recurrence_start to the series' real first occurrence"
     assert outcome.details["invalid_templates"] == [{"template_id": typo, "reason": reason}]
     assert db.execute("SELECT recurrence_error, next_occurrence FROM tickets WHERE id = %s", (typo,)).fetchone() == (
         reason, T0.replace(year=1926))
     assert db.execute("SELECT count(*) FROM recurring_occurrence_skips").fetchone()[0] == 0
     assert f"recurring ticket template {typo} skipped: {reason}" in caplog.text
+
+    db.execute("UPDATE tickets SET recurrence_start = %s WHERE id = %s", (T0, typo))  # as the reason says
+    again = run(db, T0 + timedelta(minutes=10), run_id="r2")
+    assert occurrences(db, typo) == [T0] and again.details["invalid_templates"] == again.details["moved_series"] == []
 
 
 def test_a_bad_default_time_zone_fails_the_run_before_anything_is_written(db):
