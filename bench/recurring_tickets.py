@@ -156,11 +156,12 @@ created AS (
     SELECT subject || ' (2026-06-01)', description, department, category, sub_category, priority, requester_email,
            id, next_occurrence
     FROM claimed
+    ORDER BY id
     ON CONFLICT (recurring_parent_id, occurrence_at) WHERE recurring_parent_id IS NOT NULL DO NOTHING
 ),
-advanced AS (
+advanced AS (  -- the templates reached by primary key, as ours does
     UPDATE tickets t SET next_occurrence = c.next_occurrence + interval '1 day'
-    FROM claimed c WHERE t.id = c.id
+    FROM claimed c WHERE t.id = c.id AND t.id = ANY (ARRAY(SELECT id FROM claimed))
 )
 SELECT count(*) FROM claimed
 """
