@@ -18,8 +18,8 @@ import psycopg
 
 from ticketflow import queries
 from ticketflow.audit import AuditedRun
-from ticketflow.recurrence import (MAX_OCCURRENCES_PER_WINDOW, TOO_MANY_OCCURRENCES, RecurrenceError, RuleSchedule,
-                                   window, zone)
+from ticketflow.recurrence import (MAX_OCCURRENCES_PER_WINDOW, TOO_MANY_FROM_POINTER, TOO_MANY_OCCURRENCES,
+                                   RecurrenceError, RuleSchedule, window, zone)
 
 DEFAULT_BATCH_SIZE = 5000
 log = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ def create_due_occurrences(run: AuditedRun, default_timezone: str, batch_size: i
     conn = run.conn
     params = {"due_at": run.window.due_at, "default_timezone": default_timezone, "run_id": run.window.run_id,
               "batch_size": batch_size, "max_lead_time": _max_lead_time(conn),
-              "max_occurrences": MAX_OCCURRENCES_PER_WINDOW, "too_many_occurrences": TOO_MANY_OCCURRENCES}
+              "max_occurrences": MAX_OCCURRENCES_PER_WINDOW, "too_many_occurrences": TOO_MANY_OCCURRENCES,
+              "too_many_from_pointer": TOO_MANY_FROM_POINTER}
     interval_batch = queries.load("recurring/plan_intervals") + queries.load("recurring/apply_plan")
     while True:
         with run.unit() as outcome:

@@ -3,9 +3,13 @@
 -- schedule, the job restarts an interval series there (the seed's users
 -- reschedule by editing next_occurrence). Edits of other schedule columns, a
 -- tz database update or a new default zone leave next_occurrence alone, so
--- they never look like a hand edit. Existing pointers count as the job's, and
--- so does a template's pointer as created or switched on (fixing a parked
--- template's start must not read its old pointer as a hand edit).
+-- they never look like a hand edit. Existing pointers, of templates switched
+-- off too, count as the job's: a pointer edited before this upgrade keeps the
+-- meaning it had when it was edited (where the series resumes). A template's
+-- pointer as created (derived from its start, or equal to it) or as switched on
+-- counts as the schedule's own too, unless it was edited while the template was
+-- off or is edited in the same UPDATE (fixing a parked template's start must
+-- not read its old pointer as a hand edit).
 -- depends: 0009_event_reminder_per_start
 
 ALTER TABLE tickets ADD COLUMN job_next_occurrence timestamptz;
@@ -13,7 +17,7 @@ ALTER TABLE tickets ADD COLUMN job_next_occurrence timestamptz;
 COMMENT ON COLUMN tickets.job_next_occurrence IS
     'The next_occurrence the recurring job last wrote; a different next_occurrence was set by hand.';
 
-UPDATE tickets SET job_next_occurrence = next_occurrence WHERE is_recurring AND next_occurrence IS NOT NULL;
+UPDATE tickets SET job_next_occurrence = next_occurrence WHERE next_occurrence IS NOT NULL;
 
 -- A template's pointer as created, or as switched on without a new one, is the
 -- schedule's own, like one the job wrote. Same function as 0002 otherwise (see
@@ -21,13 +25,17 @@ UPDATE tickets SET job_next_occurrence = next_occurrence WHERE is_recurring AND 
 CREATE OR REPLACE FUNCTION ticketflow_recurrence_defaults() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    pointer_set_now boolean := TG_OP = 'UPDATE' AND NEW.next_occurrence IS DISTINCT FROM OLD.next_occurrence;
+    -- a pointer given apart from the anchor, now or while the template was off, is a hand edit
+    pointer_by_hand boolean := CASE WHEN TG_OP = 'INSERT'
+                                    THEN NEW.next_occurrence <> NEW.recurrence_start
+                                    ELSE NEW.next_occurrence IS DISTINCT FROM OLD.next_occurrence
+                                         OR OLD.next_occurrence <> OLD.job_next_occurrence END;
 BEGIN
     IF NEW.is_recurring THEN
         NEW.recurrence_start := coalesce(NEW.recurrence_start, NEW.next_occurrence);
         IF TG_OP = 'INSERT' OR NOT OLD.is_recurring THEN  -- created or switched on: start at the anchor
             NEW.next_occurrence := coalesce(NEW.next_occurrence, NEW.recurrence_start);
-            IF NOT pointer_set_now THEN
+            IF NOT coalesce(pointer_by_hand, false) THEN
                 NEW.job_next_occurrence := NEW.next_occurrence;
             END IF;
         END IF;

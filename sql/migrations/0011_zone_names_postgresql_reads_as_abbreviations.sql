@@ -8,7 +8,7 @@
 -- local time in the real zone. An interval template's pointer was computed at
 -- the fixed offset: it keeps its local wall time in the new zone, which is the
 -- new series' occurrence for a winter anchor and no later than it otherwise,
--- so no occurrence is lost; the job's own pointer stays its own. (RRULEs were computed
+-- so no occurrence is lost, and it stays the job's own. (RRULEs were computed
 -- by Python, which always read these zones with summer time.) The names are
 -- then refused. Refreshing time_zones after a PostgreSQL upgrade must leave
 -- them out: see the README.
@@ -17,8 +17,7 @@
 UPDATE tickets t
 SET recurrence_timezone = c.zone,
     next_occurrence = c.pointer,
-    job_next_occurrence = CASE WHEN t.job_next_occurrence = t.next_occurrence THEN c.pointer
-                               ELSE t.job_next_occurrence END  -- a hand edit stays one
+    job_next_occurrence = c.pointer  -- 0010 has just counted every pointer as the job's
 FROM (SELECT o.id, m.zone,
              CASE WHEN o.recurrence_rule IS NULL AND o.next_occurrence IS NOT NULL
                   THEN (SELECT ticketflow_local_to_instant(o.next_occurrence AT TIME ZONE m.name, m.zone))

@@ -2,7 +2,7 @@
 
 import shutil
 from contextlib import closing
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -127,3 +127,36 @@ def test_templates_in_zones_postgresql_read_without_summer_time_keep_their_local
         "2026-07-01T08:00:00+00:00", "2026-07-02T08:00:00+00:00", "2026-07-03T08:00:00+00:00"]
     assert [o.isoformat() for o in summer_created] == [  # anchored at 09:00 summer time: it stays there
         "2026-07-01T07:00:00+00:00", "2026-07-02T07:00:00+00:00", "2026-07-03T07:00:00+00:00"]
+
+
+def test_templates_from_before_0010_keep_their_pointers_as_the_jobs(database_factory, tmp_path):
+    """Editing the start of a template created before the upgrade (or switched off then) moves its series,
+    never back to the old pointer."""
+    from ticketflow.audit import AuditedRun, RunWindow
+    from ticketflow.recurring import create_due_occurrences
+
+    monday = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
+
+    def run(conn, due):
+        with AuditedRun(conn, RunWindow("recurring_tickets", f"r{due:%d%H}", due)) as audited:
+            create_due_occurrences(audited, "UTC")
+        return audited.outcome
+
+    url = _migrated_before(database_factory, tmp_path, "0010")
+    with closing(psycopg.connect(url, autocommit=True)) as conn:
+        live, off = [conn.execute("INSERT INTO tickets (subject, department, category, is_recurring,"
+                                  " recurrence_interval, next_occurrence) VALUES (%s, 'IT', 'Ops', true, 'daily', %s)"
+                                  " RETURNING id", (name, monday)).fetchone()[0] for name in ("live", "off")]
+        for template in (live, off):  # what the job before 0010 left: Monday's ticket, the pointer on Tuesday
+            conn.execute("INSERT INTO tickets (subject, department, category, recurring_parent_id, occurrence_at)"
+                         " VALUES ('copy', 'IT', 'Ops', %s, %s)", (template, monday))
+        conn.execute("UPDATE tickets SET next_occurrence = %s WHERE is_recurring", (monday + timedelta(days=1),))
+        conn.execute("UPDATE tickets SET is_recurring = false WHERE id = %s", (off,))
+        migrate(url)
+        later = monday + timedelta(hours=5)
+        conn.execute("UPDATE tickets SET recurrence_start = %s WHERE id = %s", (later, live))
+        conn.execute("UPDATE tickets SET is_recurring = true, recurrence_start = %s WHERE id = %s", (later, off))
+        outcome = run(conn, monday + timedelta(days=1, hours=6))
+        starts = [row[0] for row in conn.execute("SELECT recurrence_start FROM tickets WHERE id IN (%s, %s)"
+                                                 " ORDER BY id", (live, off))]
+    assert outcome.details["moved_series"] == [] and starts == [later, later]

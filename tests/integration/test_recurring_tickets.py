@@ -185,6 +185,46 @@ def test_editing_another_schedule_column_keeps_what_the_owner_set(db, edit, expe
     assert db.execute("SELECT recurrence_start FROM tickets WHERE id = %s", (parent,)).fetchone()[0] == anchor
 
 
+def test_a_stale_save_writing_back_an_old_pointer_keeps_the_owners_new_start(db):
+    """A form read before the run saves the start its owner changed, and the pointer it had read."""
+    parent = template(db)
+    run(db, T0)
+    db.execute("UPDATE tickets SET recurrence_start = %s, next_occurrence = %s WHERE id = %s",
+               (T0 + timedelta(hours=5), T0, parent))
+    outcome = run(db, T0 + timedelta(days=1, hours=6), run_id="r2")
+    assert occurrences(db, parent) == [T0, T0 + timedelta(days=1, hours=5)] and outcome.details["moved_series"] == []
+    assert db.execute("SELECT recurrence_start FROM tickets WHERE id = %s", (parent,)).fetchone()[0] == (
+        T0 + timedelta(hours=5))
+
+
+def test_a_template_created_with_its_own_first_ticket_time_starts_there(db):
+    parent = template(db, recurrence_start=T0, next_occurrence=T0 + timedelta(days=1, hours=5))
+    run(db, T0 + timedelta(days=1, hours=6))
+    assert occurrences(db, parent) == [T0 + timedelta(days=1, hours=5)]
+
+
+def test_a_pointer_set_while_switched_off_moves_the_series_when_switched_on(db):
+    parent = template(db)
+    run(db, T0)
+    db.execute("UPDATE tickets SET is_recurring = false WHERE id = %s", (parent,))
+    db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (T0 + timedelta(days=1, hours=5), parent))
+    db.execute("UPDATE tickets SET is_recurring = true WHERE id = %s", (parent,))
+    run(db, T0 + timedelta(days=1, hours=6), run_id="r2")
+    assert occurrences(db, parent) == [T0, T0 + timedelta(days=1, hours=5)]
+
+
+def test_a_flood_from_a_pointer_set_by_hand_says_to_fix_the_pointer(db):
+    parent = template(db)
+    run(db, T0)
+    db.execute("UPDATE tickets SET next_occurrence = '1996-03-02 14:00+00' WHERE id = %s", (parent,))
+    parked = run(db, T0 + timedelta(days=1), run_id="r2").details["invalid_templates"]
+    assert parked == [{"template_id": parent, "reason": "more than 10000 occurrences due at once from the"
+                       " next_occurrence set by hand; set it to a recent date"}]
+    db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (T0 + timedelta(days=1, hours=5), parent))
+    run(db, T0 + timedelta(days=1, hours=6), run_id="r3")
+    assert occurrences(db, parent) == [T0, T0 + timedelta(days=1, hours=5)]
+
+
 def test_a_template_switched_back_on_at_a_new_time_starts_there(db):
     parent = template(db)
     run(db, T0)

@@ -4,9 +4,10 @@
 -- occurrences to create or skip and where each template's pointer moves.
 -- A pointer set by hand (not the one the job last wrote) to an instant off the
 -- series restarts the series there: the seed's users reschedule by editing
--- next_occurrence. One on the series (skipping ahead, an old pointer written
--- back by a stale save) only moves the pointer, as does everything else: an
--- edit of another schedule column, a tz database update, a new default zone.
+-- next_occurrence. One on the series (skipping ahead) or one the job already
+-- handled (an old pointer written back by a stale save: its ticket or skip
+-- exists) only moves the pointer, as does everything else: an edit of another
+-- schedule column, a tz database update, a new default zone.
 -- Completed by recurring/apply_plan.sql, which reads claimed, plan and advance.
 WITH claimed AS (
     SELECT t.id,
@@ -18,6 +19,10 @@ WITH claimed AS (
                                                          t.recurrence_interval, t.recurrence_every,
                                                          t.next_occurrence, t.next_occurrence) AS o
                     WHERE o.occurrence_at = t.next_occurrence) THEN t.recurrence_start
+                WHEN EXISTS (SELECT 1 FROM tickets c
+                             WHERE c.recurring_parent_id = t.id AND c.occurrence_at = t.next_occurrence)
+                  OR EXISTS (SELECT 1 FROM recurring_occurrence_skips s
+                             WHERE s.template_id = t.id AND s.occurrence_at = t.next_occurrence) THEN t.recurrence_start
                 ELSE t.next_occurrence END AS anchor,
            t.recurrence_start AS previous_anchor,
            t.next_occurrence AS pointer,
@@ -64,7 +69,9 @@ advance AS (
     -- A template with more occurrences due at once than the cap (a start date
     -- decades off, say) is parked with the reason instead, as RRULE ones are.
     SELECT c.id AS template_id, following.next_occurrence,
-           CASE WHEN flooded.id IS NOT NULL THEN %(too_many_occurrences)s END AS recurrence_error,
+           CASE WHEN flooded.id IS NULL THEN NULL
+                WHEN c.anchor <> c.previous_anchor THEN %(too_many_from_pointer)s
+                ELSE %(too_many_occurrences)s END AS recurrence_error,
            CASE WHEN c.anchor <> c.previous_anchor THEN c.anchor END AS new_anchor
     FROM claimed c
     LEFT JOIN (SELECT id, min(occurrence_at) AS next_occurrence
