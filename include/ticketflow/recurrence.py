@@ -31,9 +31,9 @@ NEVER_HORIZON = timedelta(days=366 * 10)
 MAX_OCCURRENCES_PER_WINDOW = 10_000
 TOO_MANY_OCCURRENCES = (f"more than {MAX_OCCURRENCES_PER_WINDOW} occurrences due at once;"
                         " set recurrence_start to the series' real first occurrence")
-#: The same, when the flood starts at a next_occurrence set by hand.
-TOO_MANY_FROM_POINTER = (f"more than {MAX_OCCURRENCES_PER_WINDOW} occurrences due at once from the next_occurrence"
-                         " set by hand; set it to a recent date")
+#: The same, or worse (before 1900), when the series restarts at a next_occurrence set by hand.
+TOO_MANY_FROM_POINTER = (f"next_occurrence was set by hand too far back (before 1900, or more than"
+                         f" {MAX_OCCURRENCES_PER_WINDOW} occurrences due at once); set it to a recent date")
 _POSITIVE = re.compile(r"0*[1-9][0-9]*")  # RFC 5545's 1*DIGIT, at least 1; no sign
 _UNTIL = re.compile(r"(\d{8})(?:T(\d{6})(Z?))?", re.IGNORECASE)
 

@@ -20,8 +20,8 @@ COMMENT ON COLUMN tickets.job_next_occurrence IS
 UPDATE tickets SET job_next_occurrence = next_occurrence WHERE next_occurrence IS NOT NULL;
 
 -- A template's pointer as created, or as switched on without a new one, is the
--- schedule's own, like one the job wrote. Same function as 0002 otherwise (see
--- its comments).
+-- schedule's own, like one the job wrote; an ended series given a new schedule
+-- starts again at its anchor. Same function as 0002 otherwise (see its comments).
 CREATE OR REPLACE FUNCTION ticketflow_recurrence_defaults() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -29,7 +29,7 @@ DECLARE
     pointer_by_hand boolean := CASE WHEN TG_OP = 'INSERT'
                                     THEN NEW.next_occurrence <> NEW.recurrence_start
                                     ELSE NEW.next_occurrence IS DISTINCT FROM OLD.next_occurrence
-                                         OR OLD.next_occurrence <> OLD.job_next_occurrence END;
+                                         OR OLD.next_occurrence IS DISTINCT FROM OLD.job_next_occurrence END;
 BEGIN
     IF NEW.is_recurring THEN
         NEW.recurrence_start := coalesce(NEW.recurrence_start, NEW.next_occurrence);
@@ -38,6 +38,14 @@ BEGIN
             IF NOT coalesce(pointer_by_hand, false) THEN
                 NEW.job_next_occurrence := NEW.next_occurrence;
             END IF;
+        ELSIF NEW.next_occurrence IS NULL AND OLD.next_occurrence IS NULL
+              AND (NEW.recurrence_rule, NEW.recurrence_start, NEW.recurrence_end, NEW.recurrence_interval,
+                   NEW.recurrence_every) IS DISTINCT FROM
+                  (OLD.recurrence_rule, OLD.recurrence_start, OLD.recurrence_end, OLD.recurrence_interval,
+                   OLD.recurrence_every) THEN
+            -- a series that had ended (COUNT, UNTIL) and is given a new schedule runs again from its anchor
+            NEW.next_occurrence := NEW.recurrence_start;
+            NEW.job_next_occurrence := NEW.recurrence_start;
         END IF;
     END IF;
     IF TG_OP = 'UPDATE' AND NEW.recurrence_error IS NOT DISTINCT FROM OLD.recurrence_error
@@ -51,3 +59,13 @@ BEGIN
     RETURN NEW;
 END
 $$;
+
+-- The trigger also sees edits of an ended series (no pointer); the job's own
+-- pointer advances still pass it by.
+DROP TRIGGER tickets_recurrence_defaults_update ON tickets;
+CREATE TRIGGER tickets_recurrence_defaults_update
+    BEFORE UPDATE ON tickets
+    FOR EACH ROW WHEN (NEW.is_recurring AND (NEW.recurrence_start IS NULL OR NOT OLD.is_recurring
+                                             OR OLD.recurrence_error IS NOT NULL
+                                             OR (OLD.next_occurrence IS NULL AND NEW.next_occurrence IS NULL)))
+    EXECUTE FUNCTION ticketflow_recurrence_defaults();

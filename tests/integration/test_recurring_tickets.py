@@ -218,11 +218,52 @@ def test_a_flood_from_a_pointer_set_by_hand_says_to_fix_the_pointer(db):
     run(db, T0)
     db.execute("UPDATE tickets SET next_occurrence = '1996-03-02 14:00+00' WHERE id = %s", (parent,))
     parked = run(db, T0 + timedelta(days=1), run_id="r2").details["invalid_templates"]
-    assert parked == [{"template_id": parent, "reason": "more than 10000 occurrences due at once from the"
-                       " next_occurrence set by hand; set it to a recent date"}]
+    assert parked == [{"template_id": parent, "reason": "next_occurrence was set by hand too far back (before 1900,"
+                       " or more than 10000 occurrences due at once); set it to a recent date"}]
     db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (T0 + timedelta(days=1, hours=5), parent))
     run(db, T0 + timedelta(days=1, hours=6), run_id="r3")
     assert occurrences(db, parent) == [T0, T0 + timedelta(days=1, hours=5)]
+
+
+def test_a_stale_save_with_a_new_start_creates_nothing_twice(db):
+    """The form was read before today's ticket; saved after it, with a new time: the change applies from the
+    job's pointer on, so today keeps its one ticket."""
+    parent = template(db, missed_policy="create_all")
+    run(db, T0 + timedelta(minutes=5))
+    db.execute("UPDATE tickets SET recurrence_start = %s, next_occurrence = %s WHERE id = %s",
+               (T0 + timedelta(hours=5), T0, parent))
+    outcome = run(db, T0 + timedelta(hours=5, minutes=5), run_id="r2")
+    run(db, T0 + timedelta(days=1, hours=5, minutes=5), run_id="r3")
+    assert occurrences(db, parent) == [T0, T0 + timedelta(days=1, hours=5)]
+    assert (outcome.changed, outcome.skipped) == (0, 0)
+
+
+@pytest.mark.parametrize("years_back", [1000, 2000])
+def test_a_pointer_typed_centuries_back_parks_its_template_and_the_others_go_on(db, years_back):
+    quarterly = template(db, recurrence_interval="monthly", recurrence_every=3)
+    daily = template(db, subject="daily")
+    run(db, T0)
+    db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s",
+               (T0.replace(year=T0.year - years_back, hour=14), quarterly))
+    outcome = run(db, T0 + timedelta(days=1), run_id="r2")
+    assert [p["template_id"] for p in outcome.details["invalid_templates"]] == [quarterly]
+    assert occurrences(db, daily) == [T0, T0 + timedelta(days=1)] and occurrences(db, quarterly) == [T0]
+
+
+def test_a_pointer_given_to_a_template_created_switched_off_counts_when_it_is_switched_on(db):
+    parent = template(db, is_recurring=False, recurrence_start=T0, next_occurrence=T0 + timedelta(days=1, hours=5))
+    db.execute("UPDATE tickets SET is_recurring = true WHERE id = %s", (parent,))
+    run(db, T0 + timedelta(days=1, hours=6))
+    assert occurrences(db, parent) == [T0 + timedelta(days=1, hours=5)]
+
+
+def test_an_ended_rule_given_a_new_start_runs_again(db):
+    parent = template(db, recurrence_interval=None, recurrence_rule="FREQ=WEEKLY;COUNT=2")
+    run(db, T0 + timedelta(days=7))
+    assert pointer(db, parent) is None
+    db.execute("UPDATE tickets SET recurrence_start = %s WHERE id = %s", (T0 + timedelta(days=28), parent))
+    run(db, T0 + timedelta(days=28, minutes=5), run_id="r2")
+    assert occurrences(db, parent)[-1] == T0 + timedelta(days=28)
 
 
 def test_a_template_switched_back_on_at_a_new_time_starts_there(db):
