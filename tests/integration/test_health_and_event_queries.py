@@ -132,7 +132,7 @@ def test_my_events_include_completed_ones_unless_asked_not_to(db, event_world):
 def test_the_dashboard_shows_a_user_only_the_automations_and_tiles_of_dags_they_may_read(db):
     _audit_run(db, "event_lifecycle", "seen", timedelta(hours=1))
     _audit_run(db, "recurring_tickets", "hidden", timedelta(hours=1))
-    page = dashboard.render(db, {"event_lifecycle", "notifications"})
+    page = dashboard.render(db, {"event_lifecycle", "notifications"}, NOW)
     assert 'data-dag-id="event_lifecycle"' in page and 'data-run-id="seen"' in page
     assert 'data-dag-id="recurring_tickets"' not in page and "hidden" not in page
     assert 'data-tile="emails"' in page and 'data-tile="unallocated"' not in page and 'data-tile="tdx-failed"' not in page

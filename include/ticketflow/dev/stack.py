@@ -402,7 +402,7 @@ def run(celery_workers: int = 0) -> int:
             f" (read-only: {VIEWER_USER} / {VIEWER_PASSWORD})\n"
             f"  automation health:       {stack.api_url}/plugin/ticketflow-health\n"
             f"  executor:                {executor}\n"
-            f"  application database:    {_redacted(app_db_url)}\n"
+            f"  application database:    {_redacted(stack.app_db_url)}\n"
             f"  captured email (Maildir): {stack.mailbox}\n"
             f"  logs:                    {stack.logs}\n"
             "Press Ctrl-C to stop everything.",

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request, sta
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
-from ticketflow import events, settings, tasks
+from ticketflow import clock, events, settings, tasks
 from ticketflow.settings import TICKETING_DB_CONN_ID
 from ticketflow.tdx import log as tdx_log
 from ticketflow.tts import TtsClient, TtsError
@@ -180,7 +180,7 @@ def create_app(database: Database | None = None, auth: ModuleType | None = None,
     def health_dashboard(conn: Conn, request: Request, user: User):
         """The automation health dashboard (an HTML page, shown in the Airflow UI's navigation)."""
         ui_root = request.scope.get("root_path", "").removesuffix(URL_PREFIX)
-        return dashboard.render(conn, auth.readable_dag_ids(user), ui_root)
+        return dashboard.render(conn, auth.readable_dag_ids(user), clock.utc_now(), ui_root)
 
     for router in (task_routes, event_routes, tdx_routes):
         app.include_router(router)

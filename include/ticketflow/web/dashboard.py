@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 
@@ -46,9 +47,9 @@ def _template() -> jinja2.Template:
 TILE_OWNERS = {"unallocated": "ticket_task_assignment", "emails": "notifications", "tdx": "tdx_ticket_queue"}
 
 
-def render(conn: psycopg.Connection, readable_dag_ids: set[str], ui_root: str = "") -> str:
-    """The page as of now, for a user who may read `readable_dag_ids`; `ui_root` is where the Airflow UI lives."""
-    report = health_report(conn)
+def render(conn: psycopg.Connection, readable_dag_ids: set[str], now: datetime, ui_root: str = "") -> str:
+    """The page as of `now`, for a user who may read `readable_dag_ids`; `ui_root` is where the Airflow UI lives."""
+    report = health_report(conn, now)
     report.automations[:] = [a for a in report.automations if a.dag_id in readable_dag_ids]
     tiles = {tile for tile, dag_id in TILE_OWNERS.items() if dag_id in readable_dag_ids}
     charts = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -57,13 +57,8 @@ class HealthReport:
     backlog: dict[str, Any]
 
 
-def health_report(conn: psycopg.Connection, now: datetime | None = None,
-                  runs_per_chart: int = RUNS_PER_CHART) -> HealthReport:
-    """Every automation's recent runs and the waiting work, as of `now` (by default the present).
-
-    A dashboard shows the present, so here (unlike in any DAG) the wall clock is the right instant.
-    """
-    now = now or datetime.now(timezone.utc)
+def health_report(conn: psycopg.Connection, now: datetime, runs_per_chart: int = RUNS_PER_CHART) -> HealthReport:
+    """Every automation's recent runs and the waiting work, as of `now`."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(queries.load("health/automations"), {"now": now, "known": list(AUTOMATIONS)}).fetchall()
         automations = {row["dag_id"]: AutomationHealth(label=AUTOMATIONS.get(row["dag_id"], row["dag_id"]), **row)
