@@ -12,10 +12,10 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "include"), str(Path(__file__).resolve().parents[1])]
 
-from ticketflow.dev import free_port  # noqa: E402
-from ticketflow.dev.postgres import EmbeddedPostgres  # noqa: E402
+from devstack import free_port  # noqa: E402
+from devstack.postgres import EmbeddedPostgres  # noqa: E402
 from ticketflow.migrate import migrate  # noqa: E402
 from ticketflow.settings import PROJECT_ROOT  # noqa: E402
 

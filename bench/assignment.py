@@ -19,18 +19,18 @@ import tempfile
 import time
 from contextlib import closing
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 from _support import scratch_database
 
+from devstack import free_port
+from devstack.postgres import EmbeddedPostgres
+from devstack.stack import LocalStack, Ports, connections
+from devstack.standins import DEMO_ROLES, TtsStandIn
 from ticketflow.assignment import BATCH_SIZE, assign_waiting_tickets
 from ticketflow.audit import AuditedRun, RunWindow
-from ticketflow.dev import free_port
-from ticketflow.dev.postgres import EmbeddedPostgres
-from ticketflow.dev.stack import LocalStack, Ports, connections
-from ticketflow.dev.standins import DEMO_ROLES, TtsStandIn
 from ticketflow.migrate import migrate
 from ticketflow.settings import PROJECT_ROOT
 from ticketflow.tts import TtsClient
@@ -59,7 +59,7 @@ def throughput() -> dict:
                          " SELECT 'ticket ' || g, 'Bench', 'cat ' || (g %% %s) FROM generate_series(1, %s) g",
                          (ROLES, TICKETS))
             started = time.perf_counter()
-            with AuditedRun(conn, RunWindow("ticket_task_assignment", "bench", datetime.now(timezone.utc))) as run:
+            with AuditedRun(conn, RunWindow("ticket_task_assignment", "bench", datetime.now(UTC))) as run:
                 assign_waiting_tickets(run, TtsClient().users_for_role, max_assignments=3)
             elapsed = time.perf_counter() - started
             tasks = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
@@ -89,7 +89,8 @@ def latency() -> dict:
                 for i in range(LATENCY_TICKETS):
                     started = time.perf_counter()
                     ticket = conn.execute("INSERT INTO tickets (subject, department, category)"
-                                          " VALUES (%s, 'Bench', 'cat 0') RETURNING id", (f"latency {i}",)).fetchone()[0]
+                                          " VALUES (%s, 'Bench', 'cat 0') RETURNING id",
+                                          (f"latency {i}",)).fetchone()[0]
                     while conn.execute("SELECT 1 FROM tasks WHERE ticket_id = %s", (ticket,)).fetchone() is None:
                         if time.perf_counter() - started > 120:
                             raise RuntimeError(f"ticket {ticket} got no task in 120 s")

@@ -20,18 +20,18 @@ import tempfile
 import time
 from contextlib import closing
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from _support import scratch_database
 
+from devstack.stack import Ports, connections
+from devstack.standins import SmtpStandIn
 from ticketflow import queries
 from ticketflow.audit import AuditedRun, RunWindow
-from ticketflow.dev.stack import Ports, connections
-from ticketflow.dev.standins import SmtpStandIn
 from ticketflow.outbox import send_due_messages, smtp_sender
 
-DUE = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+DUE = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 REPEATS = 5
 MESSAGES = 5000
 PARAMS = {"due_at": DUE, "grace_seconds": timedelta(minutes=35).total_seconds()}
@@ -46,7 +46,8 @@ def load_events(conn: psycopg.Connection, rows: int, due: int) -> None:
         SELECT 'event ' || g, e - interval '1 hour', e, s
         FROM generate_series(1, %(rows)s) AS g,
              LATERAL (SELECT %(due)s::timestamptz
-                             + (CASE WHEN g <= %(n_due)s THEN -1 ELSE 1 END) * (g %% 1000 + 1) * interval '1 minute' AS e,
+                             + (CASE WHEN g <= %(n_due)s THEN -1 ELSE 1 END) * (g %% 1000 + 1)
+                               * interval '1 minute' AS e,
                              CASE WHEN g <= %(n_due)s OR g %% 2 = 0 THEN 'confirmed' ELSE 'completed' END AS s) AS v
         """,
         {"due": DUE, "rows": rows, "n_due": due},

@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from contextlib import closing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from _support import scratch_database
@@ -33,7 +33,7 @@ from ticketflow.audit import AuditedRun, RunWindow
 from ticketflow.recurring import DEFAULT_BATCH_SIZE, create_due_occurrences
 
 TEMPLATES = int(os.environ.get("BENCH_TEMPLATES", 100_000))
-DUE = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+DUE = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ZONES = ["UTC", "America/Toronto", "Europe/London", "Australia/Sydney"]
 STEP = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import psycopg
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "include"), str(Path(__file__).resolve().parents[1])]
 
-from ticketflow.dev import free_port  # noqa: E402
-from ticketflow.dev.postgres import EmbeddedPostgres  # noqa: E402
-from ticketflow.dev.stack import LocalStack, Ports  # noqa: E402
+from devstack import free_port  # noqa: E402
+from devstack.postgres import EmbeddedPostgres  # noqa: E402
+from devstack.stack import LocalStack, Ports  # noqa: E402
 from ticketflow.migrate import migrate  # noqa: E402
 
 TEMPLATES = 20_000

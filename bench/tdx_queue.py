@@ -22,7 +22,7 @@ from contextlib import closing
 import psycopg
 from _support import scratch_database
 
-from ticketflow.dev.standins import RateLimit, TdxData, TdxStandIn
+from devstack.standins import RateLimit, TdxData, TdxStandIn
 from ticketflow.settings import TDX_POOL_SLOTS
 from ticketflow.tdx.client import TdxClient, TdxSettings
 from ticketflow.tdx.config import parse_config

@@ -33,8 +33,8 @@ signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="ticketflow-airflow-home-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-from ticketflow.dev import free_port  # noqa: E402
-from ticketflow.dev.postgres import EmbeddedPostgres  # noqa: E402
+from devstack import free_port  # noqa: E402
+from devstack.postgres import EmbeddedPostgres  # noqa: E402
 from ticketflow.migrate import migrate  # noqa: E402
 from ticketflow.settings import PROJECT_ROOT  # noqa: E402
 

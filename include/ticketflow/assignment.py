@@ -49,7 +49,8 @@ def allocate_ticket(conn: psycopg.Connection, ticket_id: int, users_for_role: Ca
     with conn.transaction():
         conn.execute("UPDATE tickets SET next_allocation_at = NULL WHERE id = %s AND NOT is_task_allocated",
                      (ticket_id,))
-        matched = conn.execute(queries.load("assignment/match_pending"), {"limit": 1, "ticket_id": ticket_id}).fetchone()
+        matched = conn.execute(queries.load("assignment/match_pending"),
+                               {"limit": 1, "ticket_id": ticket_id}).fetchone()
         if matched is None:
             return False
         _, workflow_id, step_id, role = matched

@@ -40,7 +40,7 @@ class RunOutcome:
     skipped: int = 0
     details: dict = field(default_factory=dict)
 
-    def plus(self, other: "RunOutcome") -> "RunOutcome":
+    def plus(self, other: RunOutcome) -> RunOutcome:
         details = dict(self.details)
         for key, value in other.details.items():
             details[key] = details[key] + value if key in details else value
@@ -109,7 +109,7 @@ class AuditedRun:
         self.window = window
         self.outcome = RunOutcome()
 
-    def __enter__(self) -> "AuditedRun":
+    def __enter__(self) -> AuditedRun:
         open_run(self.conn, self.window)
         return self
 

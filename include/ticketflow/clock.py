@@ -8,9 +8,9 @@ pass a fixed one and no test depends on the date it runs.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def utc_now() -> datetime:
     """The present, in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

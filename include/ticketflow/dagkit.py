@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import closing
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import psycopg
 
 from ticketflow.audit import AuditedRun, RunOutcome, RunWindow, mark_failed, run_audited
 from ticketflow.settings import TICKETING_DB_CONN_ID
+
 
 def record_failure(context: Mapping[str, Any]) -> None:
     """on_failure_callback: close the run's audit row when the task died without closing it."""
@@ -38,13 +39,13 @@ DEFAULT_ARGS: dict[str, Any] = {
 #: What every Ticketflow DAG declares alike; a DAG file adds its id, schedule, tags and doc.
 #: One run at a time: each run's due instant is later than the last one's.
 DAG_DEFAULTS: dict[str, Any] = {
-    "start_date": datetime(2026, 1, 1, tzinfo=timezone.utc),
+    "start_date": datetime(2026, 1, 1, tzinfo=UTC),
     "catchup": False,
     "max_active_runs": 1,
     "default_args": DEFAULT_ARGS,
 }
 
-#: Cron shared by the frequent automations (CONTRACT.md).
+#: Cron shared by the frequent automations.
 EVERY_FIVE_MINUTES = "*/5 * * * *"
 
 
@@ -90,7 +91,8 @@ def app_connection() -> psycopg.Connection:
     """
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    conn = PostgresHook(postgres_conn_id=TICKETING_DB_CONN_ID).get_conn()
+    # With psycopg 3 and SQLAlchemy 2 installed (pinned), the hook returns a psycopg 3 connection.
+    conn = cast(psycopg.Connection, PostgresHook(postgres_conn_id=TICKETING_DB_CONN_ID).get_conn())
     conn.autocommit = True
     conn.execute("SET TIME ZONE 'UTC'")
     return conn

@@ -9,6 +9,7 @@ from psycopg.rows import dict_row
 
 from ticketflow import queries, settings
 from ticketflow.audit import RunOutcome, RunWindow, changed_rows
+from ticketflow.db import one
 
 
 def advance_events(conn: psycopg.Connection, window: RunWindow) -> RunOutcome:
@@ -30,7 +31,8 @@ def archive_completed_events(conn: psycopg.Connection, window: RunWindow) -> Run
     """Completed events that ended more than the retention period before the run become archived."""
     archived = queries.changed_ids(
         conn, "events/archive_completed",
-        {"due_at": window.due_at, "archive_after_seconds": timedelta(days=settings.event_archive_days()).total_seconds()},
+        {"due_at": window.due_at,
+         "archive_after_seconds": timedelta(days=settings.event_archive_days()).total_seconds()},
         "event %s archived")
     return changed_rows("archived", archived)
 
@@ -45,7 +47,7 @@ _EVENT_COLUMNS = "e.id, e.title, e.start_date, e.end_date, e.status, e.created_a
 def discoverable_events(conn: psycopg.Connection, limit: int, offset: int) -> tuple[list[dict], int]:
     """The public listing (the seed's `list`): no completed, cancelled or archived events; soonest first."""
     with conn.cursor(row_factory=dict_row) as cur:
-        total = cur.execute("SELECT count(*) AS n FROM events_discoverable").fetchone()["n"]
+        total = one(cur.execute("SELECT count(*) AS n FROM events_discoverable"))["n"]
         rows = cur.execute(f"SELECT {_EVENT_COLUMNS} FROM events_discoverable e ORDER BY e.start_date, e.id"
                            " LIMIT %s OFFSET %s", (limit, offset)).fetchall()
     return rows, total

@@ -6,6 +6,8 @@ import re
 
 import psycopg
 
+from ticketflow.db import one
+
 PRIORITIES = ["low", "medium", "high", "urgent"]
 REQUIRED = ("subject", "department", "category")
 OPTIONAL = ("external_id", "description", "sub_category", "priority", "requester_email")
@@ -15,7 +17,8 @@ _NOT_BLANK = r"\S"
 
 #: The JSON schema of each field, shared by the DAG's Params (the trigger form, REST validation).
 FIELD_SCHEMAS: dict[str, dict] = {
-    "subject": {"type": "string", "pattern": _NOT_BLANK, "maxLength": 500, "description": "Short summary of the request."},
+    "subject": {"type": "string", "pattern": _NOT_BLANK, "maxLength": 500,
+                "description": "Short summary of the request."},
     "department": {"type": "string", "pattern": _NOT_BLANK,
                    "description": "Department the ticket belongs to (workflow matching)."},
     "category": {"type": "string", "pattern": _NOT_BLANK, "description": "Category (workflow matching)."},
@@ -23,7 +26,8 @@ FIELD_SCHEMAS: dict[str, dict] = {
                     "description": "The sender's id: a second ticket with it updates the first."},
     "description": {"type": ["null", "string"], "description": "Full text of the request."},
     "sub_category": {"type": ["null", "string"], "description": "Sub-category (exact workflow match)."},
-    "priority": {"type": ["null", "string"], "enum": [None, *PRIORITIES], "description": "low, medium, high or urgent."},
+    "priority": {"type": ["null", "string"], "enum": [None, *PRIORITIES],
+                 "description": "low, medium, high or urgent."},
     "requester_email": {"type": ["null", "string"], "pattern": EMAIL_PATTERN, "description": "Who asked."},
 }
 
@@ -91,5 +95,5 @@ def receive_ticket(conn: psycopg.Connection, fields: dict, intake_key: str) -> d
     ticket = validate(fields)
     statement = _UPSERT if ticket["external_id"] else _INSERT_ONCE
     with conn.transaction():
-        ticket_id, inserted = conn.execute(statement, {**ticket, "intake_key": intake_key}).fetchone()
+        ticket_id, inserted = one(conn.execute(statement, {**ticket, "intake_key": intake_key}))
     return {"ticket_id": ticket_id, "action": "created" if inserted else "updated"}

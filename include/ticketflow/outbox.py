@@ -31,6 +31,7 @@ import jinja2
 import psycopg
 
 from ticketflow.audit import AuditedRun
+from ticketflow.db import one
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 SUBJECTS = {
@@ -96,9 +97,13 @@ def smtp_sender(conn_id: str = "smtp_default") -> Iterator[tuple[Callable[[Email
     except Exception as exc:
         raise SmtpUnavailable(f"cannot open an SMTP session with {conn_id}: {exc}") from exc
 
+    client = hook._smtp_client
+    if client is None:  # get_conn() opens it or raises
+        raise SmtpUnavailable(f"cannot open an SMTP session with {conn_id}")
+
     def send(message: EmailMessage) -> None:
         try:
-            hook._smtp_client.send_message(message)
+            client.send_message(message)
         except MESSAGE_ERRORS:
             raise
         except SERVER_ERRORS as exc:
@@ -176,9 +181,9 @@ def send_due_messages(run: AuditedRun, send: Callable[[EmailMessage], None], *, 
             except SmtpUnavailable:
                 raise  # rolls this unit back: the message stays queued, uncharged
             except Exception as exc:  # a failure of this message: recorded on it; the batch goes on
-                status = conn.execute(_FAILED, {"error": f"{type(exc).__name__}: {exc}"[:2000], "id": message_id,
-                                                "max_attempts": max_attempts, "base": RETRY_BASE_SECONDS,
-                                                "cap": RETRY_MAX_SECONDS}).fetchone()[0]
+                status = one(conn.execute(_FAILED, {"error": f"{type(exc).__name__}: {exc}"[:2000],
+                                                    "id": message_id, "max_attempts": max_attempts,
+                                                    "base": RETRY_BASE_SECONDS, "cap": RETRY_MAX_SECONDS}))[0]
                 outcome.details = {"failed": 1, "dead": int(status == "dead")}
             else:
                 conn.execute(_SENT, (message["Message-ID"], message_id))

@@ -26,7 +26,8 @@ def load(name: str) -> str:
 
 
 def changed_ids(conn: psycopg.Connection, name: str, params: dict, change: str) -> list[int]:
-    """Run a set-based `UPDATE ... RETURNING id` by name; each changed row is named in the task log, as the seeds did."""
+    """Run a set-based `UPDATE ... RETURNING id` by name; each changed row is named in the task log, as the seeds
+    did."""
     ids = sorted(row[0] for row in conn.execute(load(name), params))
     for row_id in ids:
         log.info(change, row_id)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import rrule, rrulestr
@@ -55,7 +55,7 @@ def local_to_instant(wall: datetime, tz: ZoneInfo) -> datetime:
     With fold=0, zoneinfo gives a time in a gap the offset before the
     transition and a repeated time its first reading: exactly the RFC.
     """
-    return wall.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
+    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
 def _rule_parts(text: str) -> dict[str, str]:
@@ -104,7 +104,7 @@ def _until_instant(value: str, tz: ZoneInfo) -> datetime:
         wall = datetime.strptime(day + clock, "%Y%m%d%H%M%S")
     except ValueError as exc:
         raise RecurrenceError(f"RRULE UNTIL {value!r} is not a valid date: {exc}") from exc
-    return wall.replace(tzinfo=timezone.utc) if utc else local_to_instant(wall, tz)
+    return wall.replace(tzinfo=UTC) if utc else local_to_instant(wall, tz)
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class RuleSchedule:
     until: datetime | None = None
 
     @classmethod
-    def parse(cls, text: str, anchor: datetime, tz_name: str) -> "RuleSchedule":
+    def parse(cls, text: str, anchor: datetime, tz_name: str) -> RuleSchedule:
         tz = zone(tz_name)
         parts = _rule_parts(text)
         until = _until_instant(parts.pop("UNTIL"), tz) if "UNTIL" in parts else None
@@ -137,7 +137,7 @@ class RuleSchedule:
     def _instant(self, wall: datetime) -> datetime:
         wall = wall.replace(microsecond=self.anchor.microsecond)
         if wall == self.anchor.astimezone(self.tz).replace(tzinfo=None):
-            return self.anchor.astimezone(timezone.utc)
+            return self.anchor.astimezone(UTC)
         return local_to_instant(wall, self.tz)
 
     def occurrences_from(self, start: datetime) -> Iterator[datetime]:

@@ -18,8 +18,16 @@ import psycopg
 
 from ticketflow import queries
 from ticketflow.audit import AuditedRun
-from ticketflow.recurrence import (MAX_OCCURRENCES_PER_WINDOW, TOO_MANY_FROM_POINTER, TOO_MANY_OCCURRENCES,
-                                   RecurrenceError, RuleSchedule, window, zone)
+from ticketflow.db import one
+from ticketflow.recurrence import (
+    MAX_OCCURRENCES_PER_WINDOW,
+    TOO_MANY_FROM_POINTER,
+    TOO_MANY_OCCURRENCES,
+    RecurrenceError,
+    RuleSchedule,
+    window,
+    zone,
+)
 
 DEFAULT_BATCH_SIZE = 5000
 log = logging.getLogger(__name__)
@@ -27,15 +35,15 @@ log = logging.getLogger(__name__)
 
 def _max_lead_time(conn: psycopg.Connection) -> timedelta:
     """The largest lead time of a live template: bounds the claim to an index range."""
-    return conn.execute(
+    return one(conn.execute(
         "SELECT coalesce(max(recurrence_lead_time), interval '0') FROM tickets"
         " WHERE is_recurring AND NOT archived AND recurrence_error IS NULL"
-    ).fetchone()[0]
+    ))[0]
 
 
 def _plan_rule_batch(templates: list[tuple], due_at) -> dict:
     """The arrays for recurring/plan_from_arrays.sql; a template that cannot be scheduled gets its error."""
-    arrays = {k: [] for k in ("template_ids", "next_occurrences", "errors",
+    arrays: dict[str, list] = {k: [] for k in ("template_ids", "next_occurrences", "errors",
                               "plan_template_ids", "plan_occurrences", "plan_create")}
     for template_id, rule, tz, anchor, pointer, end, policy, horizon in templates:
         next_occurrence, error = None, None
@@ -48,7 +56,8 @@ def _plan_rule_batch(templates: list[tuple], due_at) -> dict:
                 arrays["plan_occurrences"].append(occurrence)
                 arrays["plan_create"].append(policy == "create_all" or occurrence > due_at or occurrence == missed[-1])
         except Exception as exc:  # any failure to schedule is this template's: park it, go on with the rest
-            error = str(exc) if isinstance(exc, RecurrenceError) else f"cannot evaluate RRULE: {type(exc).__name__}: {exc}"
+            error = (str(exc) if isinstance(exc, RecurrenceError)
+                     else f"cannot evaluate RRULE: {type(exc).__name__}: {exc}")
         arrays["template_ids"].append(template_id)
         arrays["next_occurrences"].append(next_occurrence)
         arrays["errors"].append(error)
@@ -77,7 +86,7 @@ def create_due_occurrences(run: AuditedRun, default_timezone: str, batch_size: i
     interval_batch = queries.load("recurring/plan_intervals") + queries.load("recurring/apply_plan")
     while True:
         with run.unit() as outcome:
-            claimed, *totals = conn.execute(interval_batch, params).fetchone()
+            claimed, *totals = one(conn.execute(interval_batch, params))
             _record_batch(outcome, claimed, *totals)
         if claimed < batch_size:
             break
@@ -88,6 +97,6 @@ def create_due_occurrences(run: AuditedRun, default_timezone: str, batch_size: i
             templates = conn.execute(queries.load("recurring/claim_rule_templates"), params).fetchall()
             if templates:
                 arrays = _plan_rule_batch(templates, run.window.due_at)
-                _record_batch(outcome, *conn.execute(rule_batch, {**params, **arrays}).fetchone())
+                _record_batch(outcome, *one(conn.execute(rule_batch, {**params, **arrays})))
         if len(templates) < batch_size:
             break

@@ -14,6 +14,7 @@ def complete_overdue_reservations(conn: psycopg.Connection, window: RunWindow) -
     """Confirmed reservations at least the grace period (35 minutes) past their start become completed."""
     completed = queries.changed_ids(
         conn, "reservations/complete_overdue",
-        {"due_at": window.due_at, "grace_seconds": timedelta(minutes=settings.reservation_grace_minutes()).total_seconds()},
+        {"due_at": window.due_at,
+         "grace_seconds": timedelta(minutes=settings.reservation_grace_minutes()).total_seconds()},
         "auto-completed overdue reservation %s")
     return changed_rows("completed", completed)

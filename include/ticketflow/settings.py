@@ -15,7 +15,7 @@ SQL_DIR = PROJECT_ROOT / "sql"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 QUERIES_DIR = SQL_DIR / "queries"
 
-#: Airflow connection id of the application database (CONTRACT.md).
+#: Airflow connection id of the application database (a published name: deployments define it).
 TICKETING_DB_CONN_ID = "ticketing_db"
 
 
@@ -86,7 +86,7 @@ def max_assignments() -> int:
     return int(_positive_number("TICKETFLOW_MAX_ASSIGNMENTS", 3))
 
 
-#: Airflow connection id and pool of the TeamDynamix Web API (CONTRACT.md).
+#: Airflow connection id and pool of the TeamDynamix Web API (published names).
 TDX_CONN_ID = "tdx_api"
 TDX_POOL = "tdx_api"
 #: TDX ids (tickets, reports) are Int32, as is meta.daemon_action_log.ticket_id.

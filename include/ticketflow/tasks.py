@@ -13,6 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ticketflow.assignment import NoTaskPossible, allocate_ticket, pick_users
+from ticketflow.db import one
 
 TASK_STATUSES = ("pending", "in_progress", "completed", "on_hold", "cancelled")
 USER_STATUSES = ("assigned", "in_progress", "completed", "on_hold")
@@ -56,7 +57,7 @@ def list_tasks(conn: psycopg.Connection, *, status: str | None = None, ticket_id
         raise TaskError("limit must be 1..500 and offset 0 or more")
     filters = {"status": status, "ticket": ticket_id, "workflow": workflow_id}
     with conn.cursor(row_factory=dict_row) as cur:
-        total = cur.execute("SELECT count(*) AS n FROM tasks k" + _FILTER, filters).fetchone()["n"]
+        total = one(cur.execute("SELECT count(*) AS n FROM tasks k" + _FILTER, filters))["n"]
         rows = cur.execute(_SELECT + _FILTER + " ORDER BY k.task_id DESC LIMIT %(limit)s OFFSET %(offset)s",
                            {**filters, "limit": limit, "offset": offset}).fetchall()
     return rows, total
@@ -90,8 +91,8 @@ def _new_assignments(conn: psycopg.Connection, user_ids: list[int], role: str | 
 
     `profile` holds the optional `username` and `email` of the seed's UserAssignmentSerializer.
     """
-    stamp = conn.execute("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-                         ).fetchone()[0]
+    stamp = one(conn.execute("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+                             ))[0]
     extra = {key: value for key, value in profile.items() if value is not None}
     return [{"userID": user_id, "status": status, "assigned_on": stamp, "role": role, **extra}
             for user_id in user_ids]
@@ -118,7 +119,7 @@ def create_task_for_ticket(conn: psycopg.Connection, ticket_id: int, users_for_r
             raise TaskError(f"no task for ticket {ticket_id}: it is being assigned right now")
     except NoTaskPossible as exc:
         raise TaskError(f"no task for ticket {ticket_id}: {exc}") from None
-    task_id = conn.execute("SELECT task_id FROM tasks WHERE ticket_id = %s", (ticket_id,)).fetchone()[0]
+    task_id = one(conn.execute("SELECT task_id FROM tasks WHERE ticket_id = %s", (ticket_id,)))[0]
     return get_task(conn, task_id)
 
 

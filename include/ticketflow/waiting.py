@@ -20,14 +20,14 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
-
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from ticketflow import queries
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
+from ticketflow import queries
+from ticketflow.db import one, one_async
 
 #: Unless the connection says otherwise: give up connecting after 10 s, and notice a silently dropped
 #: connection within about a minute instead of TCP's quarter of an hour.
@@ -63,7 +63,7 @@ class RowsReadyTrigger(BaseTrigger):
         async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
             await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
             while True:
-                ready, seconds_until_next = await (await conn.execute(query)).fetchone()
+                ready, seconds_until_next = await one_async(await conn.execute(query))
                 if ready:
                     yield TriggerEvent({"ready": True})
                     return
@@ -89,7 +89,7 @@ class WaitForRows(BaseOperator):
 
     def execute(self, context) -> bool:
         with psycopg.connect(_conninfo(self.conn_id), autocommit=True) as conn:
-            if conn.execute(queries.load(self.ready_query)).fetchone()[0]:
+            if one(conn.execute(queries.load(self.ready_query)))[0]:
                 return True
         # The timeout is the scheduler's backstop should the trigger itself stall (execution_timeout does
         # not cover a deferral in Airflow 3.3); the trigger normally answers at max_wait_seconds.

@@ -1,4 +1,4 @@
--- Core schema: the tables CONTRACT.md names, plus the audit of automation runs
+-- Core schema: the tables the automations share, plus the audit of automation runs
 -- (recurring_ticket_runs is a view over it, from 0002).
 -- Constraints carry the rules the seeds kept in Python, so that every
 -- application writing to these tables gets them.

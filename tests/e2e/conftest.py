@@ -7,15 +7,15 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 import requests
 
-from ticketflow.dev import free_port
-from ticketflow.dev.postgres import EmbeddedPostgres
-from ticketflow.dev.stack import LocalStack, Ports
+from devstack import free_port
+from devstack.postgres import EmbeddedPostgres
+from devstack.stack import LocalStack, Ports
 from ticketflow.migrate import migrate
 from ticketflow.settings import PROJECT_ROOT
 
@@ -87,7 +87,7 @@ class AirflowApi:
         """
         while True:
             active = [r for r in self.runs(dag_id) if r["state"] in ("queued", "running")]
-            now = datetime.now(timezone.utc)  # after the query, which a loaded API server may answer slowly
+            now = datetime.now(UTC)  # after the query, which a loaded API server may answer slowly
             next_tick = now.replace(second=0, microsecond=0) + timedelta(
                 minutes=every_minutes - now.minute % every_minutes)
             if not active and (next_tick - now).total_seconds() >= seconds:

@@ -6,7 +6,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from ticketflow.dev import eventually
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 ROLE = "IT Support Technician"  # the stand-in TTS answers [3, 6, 9] for it
@@ -25,7 +25,8 @@ def assignment_db(stack):
 
 
 def _wait_for_task(db, ticket_id, seconds=60):
-    return eventually(lambda: db.execute("SELECT users, status FROM tasks WHERE ticket_id = %s", (ticket_id,)).fetchone(),
+    return eventually(lambda: db.execute("SELECT users, status FROM tasks WHERE ticket_id = %s",
+                                         (ticket_id,)).fetchone(),
                       seconds, what=f"a task for ticket {ticket_id}", interval=0.2)
 
 
@@ -36,7 +37,8 @@ def test_a_ticket_posted_to_the_rest_api_gets_its_task_within_seconds(api, assig
     misspelt = api.trigger("ticket_intake", conf={"subject": "Typo", "department": "IT", "category": "Hardware",
                                                   "priorty": "urgent"})
     assert api.wait_for_run("ticket_intake", misspelt["dag_run_id"])["state"] == "failed"
-    attempt = api.get(f"dags/ticket_intake/dagRuns/{quote(misspelt['dag_run_id'], safe='')}/taskInstances/receive_ticket")
+    run_id = quote(misspelt["dag_run_id"], safe="")
+    attempt = api.get(f"dags/ticket_intake/dagRuns/{run_id}/taskInstances/receive_ticket")
     assert (attempt["state"], attempt["try_number"]) == ("failed", 1)  # a bad ticket is not retried
     assert assignment_db.execute("SELECT count(*) FROM tickets WHERE subject = 'Typo'").fetchone()[0] == 0
 

@@ -1,4 +1,4 @@
-"""Every CONTRACT.md DAG on the CeleryExecutor with a real Redis and two workers, then workers killed mid-task."""
+"""Every published DAG on the CeleryExecutor with a real Redis and two workers, then workers killed mid-task."""
 
 import mailbox
 import signal
@@ -10,9 +10,9 @@ import psycopg
 import pytest
 import requests
 
-from ticketflow.dev import eventually
-from ticketflow.dev.stack import TDX_BEID, TDX_WEB_SERVICES_KEY
-from ticketflow.dev.standins import deliveries
+from devstack.stack import TDX_BEID, TDX_WEB_SERVICES_KEY
+from devstack.standins import deliveries
+from tests.support import eventually
 from ticketflow.tdx.client import TdxClient, TdxSettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.celery]
@@ -67,11 +67,13 @@ def test_every_contract_dag_runs_to_success_on_two_celery_workers(celery_stack, 
         assert conn.execute("SELECT count(*) FROM meta.daemon_action_log WHERE status = 'completed'").fetchone()[0] > 0
         # The continuous DAGs: every new ticket gets its task, every queued email goes out.
         eventually(lambda: conn.execute("SELECT bool_and(is_task_allocated) AND count(*) = 2 FROM tickets"
-                                   " WHERE NOT is_recurring").fetchone()[0], seconds=120, what="tasks for both new tickets")
+                                   " WHERE NOT is_recurring").fetchone()[0], seconds=120,
+                   what="tasks for both new tickets")
         eventually(lambda: conn.execute("SELECT count(*) > 0 AND bool_and(status = 'sent') FROM email_outbox"
                                    ).fetchone()[0], seconds=120, what="every email sent")
     for dag_id in ("ticket_task_assignment", "notifications"):
-        eventually(lambda: any(r["state"] == "success" for r in api.runs(dag_id)), seconds=120, what=f"a successful {dag_id} run")
+        eventually(lambda dag_id=dag_id: any(r["state"] == "success" for r in api.runs(dag_id)), seconds=120,
+                   what=f"a successful {dag_id} run")
     box = mailbox.Maildir(str(celery_stack.mailbox), create=False)
     assert any(box.get_message(key)["To"] == "lee@example.com" for key in box.keys())
     assert all(_received_by(celery_stack, worker) > 0 for worker in celery_stack.worker_names), \
@@ -196,8 +198,8 @@ def test_scheduler_redis_and_postgres_restarts_lose_nothing_and_double_nothing(c
                 stack.kill(worker, signal.SIGTERM)
             templates = _due_templates(conn, 50, "while Redis restarted ")
             waiting = api.trigger("recurring_tickets")["dag_run_id"]
-            eventually(lambda: {ti["state"] for ti in api.get(f"dags/recurring_tickets/dagRuns/{quote(waiting, safe='')}"
-                                                         "/taskInstances")["task_instances"]} == {"queued"},
+            waiting_path = f"dags/recurring_tickets/dagRuns/{quote(waiting, safe='')}/taskInstances"
+            eventually(lambda: {ti["state"] for ti in api.get(waiting_path)["task_instances"]} == {"queued"},
                   seconds=120, what="the task queued in Redis")
             stack.kill("redis", signal.SIGTERM)
             stack.restart("redis")
@@ -215,7 +217,8 @@ def test_scheduler_redis_and_postgres_restarts_lose_nothing_and_double_nothing(c
     stack.postgres.stop()
     stack.postgres.start()
     locker.close()  # its server is gone: the batch's transaction with it
-    state = eventually(lambda: (s := _run_state(api, stack, "recurring_tickets", during)) in ("success", "failed") and s,
+    state = eventually(lambda: (s := _run_state(api, stack, "recurring_tickets", during)) in ("success", "failed")
+                       and s,
                   seconds=600, what="the run to end, one way or the other")
     if state == "failed":  # visibly: rerun it
         api.clear("recurring_tickets", during)

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ticketflow.dev.stack import ADMIN_PASSWORD, ADMIN_USER
+from devstack.stack import ADMIN_PASSWORD, ADMIN_USER
 from ticketflow.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e

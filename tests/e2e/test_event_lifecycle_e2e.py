@@ -1,6 +1,6 @@
 """event_lifecycle in the real Airflow: triggered through the REST API, and backfilled with the CLI."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -21,7 +21,7 @@ def _statuses(db):
 
 def test_a_run_triggered_through_the_rest_api_completes_ended_events(api, stack_db):
     api.wait_for_quiet_window(DAG_ID, seconds=30)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     _add_events(stack_db, [("ended", "confirmed", now - timedelta(seconds=5)),
                            ("ongoing-ended", "ongoing", now - timedelta(seconds=2)),
                            ("tomorrow", "confirmed", now + timedelta(days=1)),
@@ -45,7 +45,7 @@ def test_a_run_triggered_through_the_rest_api_completes_ended_events(api, stack_
 
 
 def test_a_backfill_gives_each_interval_what_a_scheduled_run_would(api, stack, stack_db):
-    day = datetime(2026, 1, 10, tzinfo=timezone.utc)
+    day = datetime(2026, 1, 10, tzinfo=UTC)
     events = [("ends-10:02", "confirmed", day.replace(hour=10, minute=2)),
               ("ends-10:12", "ongoing", day.replace(hour=10, minute=12)),
               ("ends-10:20", "confirmed", day.replace(hour=10, minute=20)),

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 import requests
 
-from ticketflow.dev.stack import VIEWER_PASSWORD, VIEWER_USER
+from devstack.stack import VIEWER_PASSWORD, VIEWER_USER
 
 pytestmark = pytest.mark.e2e
 FIRST_ROLE, SECOND_ROLE = "IT Support Technician", "Service Desk Lead"  # the stand-in TTS: [3, 6, 9] and [1]

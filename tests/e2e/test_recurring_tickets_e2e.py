@@ -1,13 +1,13 @@
 """recurring_tickets in the real Airflow: a backfill creates what the scheduled runs would have, once."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 pytestmark = pytest.mark.e2e
 DAG_ID = "recurring_tickets"
 TASK_ID = "create_due_occurrences"
-DAY = datetime(2026, 1, 10, tzinfo=timezone.utc)
+DAY = datetime(2026, 1, 10, tzinfo=UTC)
 TEMPLATES = {"daily 10:02": DAY.replace(hour=10, minute=2), "daily 10:12": DAY.replace(hour=10, minute=12),
              "daily 10:20": DAY.replace(hour=10, minute=20)}
 

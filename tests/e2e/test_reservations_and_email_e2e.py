@@ -2,12 +2,12 @@
 
 import mailbox
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
-from ticketflow.dev import eventually
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +29,7 @@ def test_confirming_a_reservation_with_plain_sql_mails_the_customer_within_secon
         "INSERT INTO customers (username, first_name, last_name, email) VALUES ('zoe', 'Zoe', 'Park',"
         " 'zoe@example.com') RETURNING id").fetchone()[0]
     reservation = reservation_db.execute("INSERT INTO reservations (customer_id, start_time) VALUES (%s, %s)"
-                                         " RETURNING id", (customer, datetime(2026, 12, 24, 18, tzinfo=timezone.utc))
+                                         " RETURNING id", (customer, datetime(2026, 12, 24, 18, tzinfo=UTC))
                                          ).fetchone()[0]
     confirmed_at = time.monotonic()
     reservation_db.execute("UPDATE reservations SET status = 'confirmed' WHERE id = %s", (reservation,))
@@ -53,7 +53,7 @@ def test_confirming_a_reservation_with_plain_sql_mails_the_customer_within_secon
 def test_a_reservation_36_minutes_past_its_start_is_completed_by_the_scheduled_run(api, reservation_db):
     customer = reservation_db.execute("INSERT INTO customers (username, email) VALUES ('yan', 'yan@example.com')"
                                       " RETURNING id").fetchone()[0]
-    inserted = datetime.now(timezone.utc)
+    inserted = datetime.now(UTC)
     overdue, fresh = (reservation_db.execute(
         "INSERT INTO reservations (customer_id, start_time, status) VALUES (%s, %s, 'confirmed') RETURNING id",
         (customer, inserted - timedelta(minutes=minutes))).fetchone()[0] for minutes in (36, 5))

@@ -8,9 +8,9 @@ import psycopg
 import pytest
 import requests
 
-from ticketflow.dev import eventually
-from ticketflow.dev.stack import TDX_WEB_SERVICES_KEY, VIEWER_PASSWORD, VIEWER_USER
-from ticketflow.dev.standins import SMTP_PASSWORD
+from devstack.stack import TDX_WEB_SERVICES_KEY, VIEWER_PASSWORD, VIEWER_USER
+from devstack.standins import SMTP_PASSWORD
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 #: What Airflow answers without a token by design: liveness, version, and the login/logout redirects.

@@ -6,7 +6,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from ticketflow.dev.stack import TDX_BEID, TDX_WEB_SERVICES_KEY
+from devstack.stack import TDX_BEID, TDX_WEB_SERVICES_KEY
 from ticketflow.tdx.client import TdxClient, TdxSettings
 from ticketflow.tdx.tokens import DatabaseTokenStore
 

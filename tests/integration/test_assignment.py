@@ -2,15 +2,15 @@
 
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 
+from devstack.stack import Ports, connections
+from devstack.standins import TtsStandIn
 from ticketflow.assignment import assign_waiting_tickets
 from ticketflow.audit import AuditedRun, RunWindow
-from ticketflow.dev.stack import Ports, connections
-from ticketflow.dev.standins import TtsStandIn
 from ticketflow.intake import InvalidTicket, receive_ticket
 from ticketflow.tts import TtsClient
 
@@ -45,7 +45,7 @@ def ticket(db, subject="Laptop broken", department="IT", category="Hardware", su
 
 
 def assign(conn, max_assignments=3, batch_size=500, run_id="assign__1"):
-    with AuditedRun(conn, RunWindow("ticket_task_assignment", run_id, datetime.now(timezone.utc))) as run:
+    with AuditedRun(conn, RunWindow("ticket_task_assignment", run_id, datetime.now(UTC))) as run:
         assign_waiting_tickets(run, TtsClient(attempts=3).users_for_role, max_assignments, batch_size)
     return run.outcome
 
@@ -122,7 +122,7 @@ def test_tts_trouble_leaves_the_ticket_waiting_with_the_reason(db, tts, trouble)
     assert ("TTS unreachable or failing" if trouble == "down" else "not a list of user ids") in error
     if trouble == "down":
         assert len(tts.calls) == 3  # retried with backoff, then given up for this batch
-        first_gap, second_gap = (b.at - a.at for a, b in zip(tts.calls, tts.calls[1:]))
+        first_gap, second_gap = (b.at - a.at for a, b in zip(tts.calls, tts.calls[1:], strict=False))
         assert 0.45 <= first_gap < 0.95 <= second_gap  # 0.5 s, then 1 s
 
 

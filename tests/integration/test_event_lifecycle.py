@@ -1,6 +1,6 @@
 """The event lifecycle statement and the run audit, against a real PostgreSQL."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -8,7 +8,7 @@ from ticketflow import queries
 from ticketflow.audit import RunWindow, run_audited
 from ticketflow.events import advance_events as complete_ended_events
 
-DUE = datetime(2026, 3, 8, 12, 0, tzinfo=timezone.utc)
+DUE = datetime(2026, 3, 8, 12, 0, tzinfo=UTC)
 
 
 def _window(run_id="scheduled__1", due=DUE, try_number=1):

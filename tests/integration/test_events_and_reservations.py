@@ -1,6 +1,6 @@
 """Starting, reminding and archiving events; completing reservations; the rules the database enforces."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -9,7 +9,7 @@ from ticketflow.audit import RunWindow, run_audited
 from ticketflow.events import advance_events, archive_completed_events
 from ticketflow.reservations import complete_overdue_reservations
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def _window(due, dag_id="event_lifecycle", run_id="r"):
@@ -79,7 +79,8 @@ def test_completed_events_are_archived_after_90_days_and_leave_discovery(db):
     due = datetime(2026, 3, 29, 3, 0, tzinfo=UTC)  # the night London springs forward
     old = _event(db, "old", "completed", due - timedelta(days=100), due - timedelta(days=90, seconds=1))
     recent = _event(db, "recent", "completed", due - timedelta(days=100), due - timedelta(days=89))
-    just_inside = _event(db, "just inside", "completed", due - timedelta(days=100), due - timedelta(days=90, minutes=-30))
+    just_inside = _event(db, "just inside", "completed", due - timedelta(days=100),
+                         due - timedelta(days=90, minutes=-30))
     live = _event(db, "live", "confirmed", due + timedelta(days=1))
     cancelled = _event(db, "called off", "cancelled", due - timedelta(days=101), due - timedelta(days=100))
     never_closed = _event(db, "never closed", "confirmed", due - timedelta(days=101), due - timedelta(days=100))

@@ -1,16 +1,17 @@
 """Schema migrations against a real PostgreSQL: fresh apply, rerun, edited file refused."""
 
+import hashlib
 import shutil
 from contextlib import closing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
-from ticketflow.migrate import EditedMigrationError, migrate
+from ticketflow.migrate import CHECKSUM_TABLE, REWORDED_COMMENTS, EditedMigrationError, migrate
 from ticketflow.settings import MIGRATIONS_DIR
 
-CONTRACT_TABLES = {
+SHARED_TABLES = {
     ("public", "tickets"), ("public", "recurring_ticket_runs"), ("public", "workflows"), ("public", "steps"),
     ("public", "tasks"), ("meta", "daemon_action_log"), ("public", "customers"), ("public", "reservations"),
     ("public", "events"), ("public", "automation_runs"),
@@ -24,11 +25,11 @@ def _tables(url):
             " WHERE table_schema IN ('public', 'meta')").fetchall())
 
 
-def test_fresh_database_gets_every_contract_table_and_a_rerun_changes_nothing(database_factory):
+def test_fresh_database_gets_every_shared_table_and_a_rerun_changes_nothing(database_factory):
     url = database_factory()
     first = migrate(url)
     assert first.applied == sorted(p.stem for p in MIGRATIONS_DIR.glob("*.sql"))
-    assert CONTRACT_TABLES <= _tables(url)
+    assert SHARED_TABLES <= _tables(url)
 
     second = migrate(url)
     assert second.applied == []
@@ -49,6 +50,27 @@ def test_an_edited_applied_migration_is_refused_and_nothing_runs(database_factor
         migrate(url, migrations)
     tables = {name for _, name in _tables(url)}
     assert "sneaky" not in tables and "later_table" not in tables
+
+
+#: The first line 0001 ran with; only that comment line was reworded since.
+FIRST_LINE_OF_0001_AS_RUN = "-- Core schema: the tables CONTRACT.md names, plus the audit of automation runs"
+
+
+def test_a_migration_reworded_only_in_a_comment_is_accepted_and_its_record_moves_to_the_new_text(database_factory):
+    current = (MIGRATIONS_DIR / "0001_core_schema.sql").read_bytes()
+    as_run = FIRST_LINE_OF_0001_AS_RUN.encode() + current[current.index(b"\n"):]
+    assert hashlib.sha256(as_run).hexdigest() == REWORDED_COMMENTS["0001_core_schema"]
+    assert current.splitlines()[0].startswith(b"--") and current.splitlines()[1:] == as_run.splitlines()[1:]
+
+    url = database_factory()
+    migrate(url)
+    with closing(psycopg.connect(url, autocommit=True)) as conn:
+        conn.execute(f"UPDATE {CHECKSUM_TABLE} SET sha256 = %s WHERE migration_id = '0001_core_schema'",
+                     (REWORDED_COMMENTS["0001_core_schema"],))
+        assert migrate(url).applied == []
+        recorded = conn.execute(f"SELECT sha256 FROM {CHECKSUM_TABLE} WHERE migration_id = '0001_core_schema'"
+                                ).fetchone()[0]
+    assert recorded == hashlib.sha256(current).hexdigest()
 
 
 def test_a_failing_migration_leaves_no_partial_schema(database_factory, tmp_path):
@@ -100,7 +122,7 @@ def test_templates_in_zones_postgresql_read_without_summer_time_keep_their_local
 
     url = _migrated_before(database_factory, tmp_path, "0011")
     with closing(psycopg.connect(url, autocommit=True)) as conn:
-        anchor = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)  # 10:00 local, as both readings agree in winter
+        anchor = datetime(2026, 1, 5, 9, tzinfo=UTC)  # 10:00 local, as both readings agree in winter
         ids = [conn.execute("INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
                             " recurrence_rule, recurrence_timezone, recurrence_start) VALUES"
                             " (%s, 'IT', 'Ops', true, 'daily', %s, %s, %s) RETURNING id",
@@ -109,10 +131,10 @@ def test_templates_in_zones_postgresql_read_without_summer_time_keep_their_local
         summer = conn.execute("INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
                               " recurrence_timezone, recurrence_start) VALUES ('summer', 'IT', 'Ops', true, 'daily',"
                               " 'CET', '2026-06-01 09:00+02') RETURNING id").fetchone()[0]
-        run(conn, datetime(2026, 7, 1, 9, 5, tzinfo=timezone.utc))  # before 0010: the interval one at 09:00Z
+        run(conn, datetime(2026, 7, 1, 9, 5, tzinfo=UTC))  # before 0010: the interval one at 09:00Z
         migrate(url)
         for day in (2, 3):
-            run(conn, datetime(2026, 7, day, 9, 5, tzinfo=timezone.utc))
+            run(conn, datetime(2026, 7, day, 9, 5, tzinfo=UTC))
         zones = [row[0] for row in conn.execute("SELECT recurrence_timezone FROM tickets WHERE id = ANY(%s)"
                                                 " ORDER BY id", (ids,))]
         created, by_rule, summer_created = (
@@ -135,7 +157,7 @@ def test_templates_from_before_0010_keep_their_pointers_as_the_jobs(database_fac
     from ticketflow.audit import AuditedRun, RunWindow
     from ticketflow.recurring import create_due_occurrences
 
-    monday = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
+    monday = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
     def run(conn, due):
         with AuditedRun(conn, RunWindow("recurring_tickets", f"r{due:%d%H}", due)) as audited:

@@ -2,21 +2,20 @@
 
 import smtplib
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import pytest
 
+from devstack.stack import Ports, connections
+from devstack.standins import SMTP_PASSWORD, SMTP_USER, SmtpStandIn, deliveries
 from ticketflow import tasks
-from ticketflow.audit import AuditedRun, RunWindow
-from ticketflow.dev.stack import Ports, connections
-from ticketflow.dev.standins import SMTP_PASSWORD, SMTP_USER, SmtpStandIn, deliveries
+from ticketflow.audit import AuditedRun, RunWindow, run_audited
 from ticketflow.events import advance_events
 from ticketflow.intake import receive_ticket
-from ticketflow.audit import run_audited
 from ticketflow.outbox import SmtpUnavailable, requeue_dead, send_due_messages, send_queued_email, smtp_sender
 
-START = datetime(2026, 7, 14, 17, 5, tzinfo=timezone.utc)  # 13:05 in Toronto (EDT)
+START = datetime(2026, 7, 14, 17, 5, tzinfo=UTC)  # 13:05 in Toronto (EDT)
 
 
 @pytest.fixture
@@ -156,21 +155,22 @@ def test_hostile_text_is_sent_literally_and_escaped_in_html(db, smtp):
 
 
 def test_an_event_reminder_reaches_each_attendee_with_the_local_time(db, smtp):
-    start = datetime(2026, 11, 1, 14, 0, tzinfo=timezone.utc)  # 09:00 EST, the morning Toronto falls back
+    start = datetime(2026, 11, 1, 14, 0, tzinfo=UTC)  # 09:00 EST, the morning Toronto falls back
     event = db.execute("INSERT INTO events (title, start_date, status) VALUES ('Town hall', %s, 'confirmed')"
                        " RETURNING id", (start,)).fetchone()[0]
     db.execute("INSERT INTO event_attendees VALUES (%s, %s)", (event, customer(db, "ana", "Ana", "Silva")))
     run_audited(db, RunWindow("event_lifecycle", "r", start.replace(hour=0)), advance_events)
     send(db)
     [message] = smtp.messages()
-    assert (message["To"], message["Subject"]) == ("ana@example.com", "Reminder: Town hall starts on 01/11/2026 at 09:00")
+    assert (message["To"], message["Subject"]) == ("ana@example.com",
+                                                   "Reminder: Town hall starts on 01/11/2026 at 09:00")
     text, html = parts(message)
     assert "Hello Ana Silva,\n\nA reminder that Town hall starts on 01/11/2026 at 09:00." in text
     assert "<strong>Town hall</strong>" in html
 
 
 def test_a_line_break_in_a_title_or_subject_stays_inside_one_subject_line(db, smtp):
-    start = datetime(2026, 7, 15, 14, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 7, 15, 14, 0, tzinfo=UTC)
     event = db.execute("INSERT INTO events (title, start_date, status) VALUES (%s, %s, 'confirmed') RETURNING id",
                        ("Town\r\nBcc: victim@example.com\nhall", start)).fetchone()[0]
     db.execute("INSERT INTO event_attendees VALUES (%s, %s)", (event, customer(db, "ana", "Ana", "Silva")))
@@ -193,7 +193,8 @@ def test_a_line_break_in_a_title_or_subject_stays_inside_one_subject_line(db, sm
 def test_a_customer_with_an_empty_email_gets_a_clear_failure_not_the_desks_copy(db, smtp):
     reserve(db, customer(db, "noaddress", email=" "), status="confirmed")
     assert send(db).details == {"sent": 1, "failed": 1, "dead": 0}
-    assert [(m["To"], m["Subject"]) for m in smtp.messages()] == [("desk@example.com", "🔔 New Reservation #1 - Action Required")]
+    assert [(m["To"], m["Subject"]) for m in smtp.messages()] == [
+        ("desk@example.com", "🔔 New Reservation #1 - Action Required")]
     assert db.execute("SELECT template, status, last_error FROM email_outbox WHERE status <> 'sent'").fetchall() == [
         ("reservation_confirmed", "queued", "ValueError: no recipient address: the customer has an empty email")]
 

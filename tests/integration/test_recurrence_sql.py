@@ -1,6 +1,6 @@
 """The interval recurrence engine in PostgreSQL, checked against the RFC reading and an independent model."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ticketflow.recurrence import local_to_instant
 
-UTC = timezone.utc
+UTC = UTC
 ZONES = ["America/Toronto", "Europe/London", "Australia/Sydney", "UTC", "Australia/Lord_Howe"]
 STEPS = {"daily": lambda k: relativedelta(days=k), "weekly": lambda k: relativedelta(weeks=k),
          "monthly": lambda k: relativedelta(months=k)}

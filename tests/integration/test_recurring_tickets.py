@@ -1,6 +1,6 @@
 """Recurring ticket processing against a real PostgreSQL: exactly once, in every situation the seed got wrong."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -10,7 +10,7 @@ from ticketflow import settings
 from ticketflow.audit import AuditedRun, RunWindow
 from ticketflow.recurring import create_due_occurrences
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 09:00 UTC
 
 
@@ -155,7 +155,8 @@ def test_moving_next_occurrence_off_the_schedule_by_hand_moves_the_series_there(
     outcome = run(db, tuesday_afternoon + timedelta(minutes=5), run_id="scheduled__r2")
     assert occurrences(db, parent) == [T0, tuesday_afternoon]
     assert pointer(db, parent) == tuesday_afternoon + timedelta(days=1)
-    assert db.execute("SELECT recurrence_start FROM tickets WHERE id = %s", (parent,)).fetchone()[0] == tuesday_afternoon
+    assert db.execute("SELECT recurrence_start FROM tickets WHERE id = %s",
+                      (parent,)).fetchone()[0] == tuesday_afternoon
     assert [m["template_id"] for m in outcome.details["moved_series"]] == [parent]
     assert f"template {parent}: next_occurrence was set off its schedule" in caplog.text
 
@@ -285,7 +286,8 @@ def test_a_pointer_on_the_schedule_moves_only_the_pointer(db):
     db.execute("UPDATE tickets SET subject = 'edited', next_occurrence = %s WHERE id = %s",
                (datetime(2028, 2, 29, 14, tzinfo=UTC), monthly))  # a save of the row read before the run
     run(db, datetime(2028, 3, 31, 14, tzinfo=UTC), run_id="r2")
-    db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (datetime(2028, 5, 31, 14, tzinfo=UTC), monthly))
+    db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s",
+               (datetime(2028, 5, 31, 14, tzinfo=UTC), monthly))
     run(db, datetime(2028, 5, 31, 14, tzinfo=UTC), run_id="r3")
     assert [o.date().isoformat() for o in occurrences(db, monthly)] == ["2028-02-29", "2028-03-31", "2028-05-31"]
     assert db.execute("SELECT recurrence_start FROM tickets WHERE id = %s", (monthly,)).fetchone()[0] == anchor

@@ -1,6 +1,6 @@
 """The audit of runs: units commit with their totals, failures are recorded, the failure callback closes dead runs."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -8,7 +8,7 @@ import pytest
 from ticketflow.audit import AuditedRun, RunWindow
 from ticketflow.dagkit import record_failure
 
-WINDOW = RunWindow(dag_id="recurring_tickets", run_id="scheduled__x", due_at=datetime(2026, 5, 1, tzinfo=timezone.utc))
+WINDOW = RunWindow(dag_id="recurring_tickets", run_id="scheduled__x", due_at=datetime(2026, 5, 1, tzinfo=UTC))
 
 
 def _row(db):

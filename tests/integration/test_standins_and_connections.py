@@ -1,4 +1,5 @@
-"""The stand-ins speak real HTTP/SMTP, and the connections `make run` defines reach them through the providers' hooks."""
+"""The stand-ins speak real HTTP/SMTP, and the connections `make run` defines reach them through the providers'
+hooks."""
 
 import os
 import subprocess
@@ -9,9 +10,9 @@ from dataclasses import replace
 import pytest
 import requests
 
-from ticketflow.dev.stack import TDX_BEID, TDX_WEB_SERVICES_KEY, Ports, connections
+from devstack.stack import TDX_BEID, TDX_WEB_SERVICES_KEY, Ports, connections
+from devstack.standins import SmtpStandIn, TdxStandIn, TtsStandIn, demo_tdx_data
 from ticketflow.dagkit import app_connection
-from ticketflow.dev.standins import SmtpStandIn, TdxStandIn, TtsStandIn, demo_tdx_data
 from ticketflow.settings import PROJECT_ROOT
 
 
@@ -99,8 +100,9 @@ def test_the_ticketing_db_connection_works_in_autocommit_and_utc_whatever_the_cl
 def test_make_shell_gives_the_cli_the_stacks_environment():
     env = {**os.environ, "SHELL": "/bin/sh", "TICKETFLOW_DATABASE_URL": "postgresql://desk:pw@db.example:5432/tf",
            "TICKETFLOW_API_PORT": "18080", "PYTHONPATH": str(PROJECT_ROOT / "include")}
-    shell = subprocess.run([sys.executable, "-m", "ticketflow.dev.stack", "shell"], env=env, text=True, timeout=60,
-                           input='echo "$AIRFLOW_CONN_TICKETING_DB|$AIRFLOW__CORE__EXECUTION_API_SERVER_URL|$AIRFLOW_HOME"\n',
+    shell = subprocess.run([sys.executable, "-m", "devstack.stack", "shell"], env=env, text=True, timeout=60,
+                           input='echo "$AIRFLOW_CONN_TICKETING_DB|$AIRFLOW__CORE__EXECUTION_API_SERVER_URL'
+                                 '|$AIRFLOW_HOME"\n',
                            capture_output=True, check=True)
     conn, execution_api, home = shell.stdout.strip().split("|")
     assert conn == "postgresql://desk:pw@db.example:5432/tf"

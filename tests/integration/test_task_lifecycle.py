@@ -84,7 +84,8 @@ def test_a_task_refused_by_hand_changes_nothing_and_tts_trouble_is_not_a_conflic
 def test_list_filters_and_paginates(db, setup):
     printers = db.execute("INSERT INTO workflows (name, department, category, is_published, status)"
                           " VALUES ('Printers', 'IT', 'Printers', true, 'deployed') RETURNING id").fetchone()[0]
-    db.execute("INSERT INTO steps (workflow_id, name, role_name, step_order) VALUES (%s, 'Fix', 'Tech', 1)", (printers,))
+    db.execute("INSERT INTO steps (workflow_id, name, role_name, step_order) VALUES (%s, 'Fix', 'Tech', 1)",
+               (printers,))
     other = tasks.create_task_for_ticket(db, _unserved(db, "Jam", "Printers"), users_for_role, 1)
     tasks.complete_task(db, other["task_id"])
     first = setup["task"]["task_id"]
@@ -95,7 +96,8 @@ def test_list_filters_and_paginates(db, setup):
 
     assert ids() == ([other["task_id"], first], 2)  # newest first
     assert ids(status="pending") == ([first], 1) and ids(status="completed") == ([other["task_id"]], 1)
-    assert ids(ticket_id=setup["ticket"]) == ([first], 1) and ids(ticket_id=other["ticket_id"]) == ([other["task_id"]], 1)
+    assert ids(ticket_id=setup["ticket"]) == ([first], 1)
+    assert ids(ticket_id=other["ticket_id"]) == ([other["task_id"]], 1)
     assert ids(workflow_id=printers) == ([other["task_id"]], 1) and ids(workflow_id=setup["workflow"]) == ([first], 1)
     assert ids(limit=1, offset=1) == ([first], 2) and ids(workflow_id=setup["workflow"], offset=1) == ([], 1)
     with pytest.raises(TaskError, match="status must be one of"):
@@ -148,7 +150,8 @@ def test_steps_advance_with_the_next_roles_users_and_the_last_step_completes_and
     mail = db.execute("SELECT template, recipient, context->>'ticket_subject' FROM email_outbox"
                       " WHERE template = 'task_completed'").fetchall()
     assert mail == [("task_completed", "ana@example.com", "Laptop dead")]
-    for action in (lambda: tasks.complete_task(db, task_id), lambda: tasks.move_to_next_step(db, task_id, users_for_role, 2),
+    for action in (lambda: tasks.complete_task(db, task_id),
+                   lambda: tasks.move_to_next_step(db, task_id, users_for_role, 2),
                    lambda: tasks.assign_user(db, task_id, 50)):
         with pytest.raises(TaskError, match="is completed"):
             action()

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ticketflow.dev.standins import RateLimit, TdxData, TdxStandIn
+from devstack.standins import RateLimit, TdxData, TdxStandIn
 from ticketflow.settings import PROJECT_ROOT
 from ticketflow.tdx.client import TdxClient, TdxError, TdxSettings
 from ticketflow.tdx.config import ConfigError, parse_config
@@ -43,8 +43,8 @@ def tdx():
     """Starts a TDX stand-in over the given data; stopped after the test."""
     started = []
 
-    def start(data, rate_limit=RateLimit(10_000, 60), **options):
-        stand_in = TdxStandIn(BEID, KEY, data, rate_limit=rate_limit, **options).start()
+    def start(data, rate_limit=None, **options):
+        stand_in = TdxStandIn(BEID, KEY, data, rate_limit=rate_limit or RateLimit(10_000, 60), **options).start()
         started.append(stand_in)
         return stand_in
 
@@ -280,7 +280,9 @@ def test_a_crash_between_the_tdx_call_and_the_log_write_posts_no_second_comment(
 def test_a_lost_answer_is_looked_up_before_the_comment_is_sent_again(db, tdx):
     stand_in = tdx(world(ticket(1), ticket(2)))
 
-    def drop_first_answer(call, dropped=[]):
+    dropped = []
+
+    def drop_first_answer(call):
         if call.path.endswith("/feed") and not dropped:
             dropped.append(call)
             raise ConnectionAbortedError("the answer is lost after TDX acted")

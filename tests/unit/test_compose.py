@@ -11,14 +11,14 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from devstack.postgres import EmbeddedPostgres
+from devstack.stack import AIRFLOW_COMPONENTS, LocalStack, Ports, shared_airflow_settings
 from ticketflow import settings
-from ticketflow.dev.postgres import EmbeddedPostgres
-from ticketflow.dev.stack import AIRFLOW_COMPONENTS, LocalStack, Ports, shared_airflow_settings
 from ticketflow.settings import PROJECT_ROOT
 
 AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
                     "airflow-worker", "airflow-init"}
-CONTRACT_CONNECTIONS = {"ticketing_db", "tts_api", "tdx_api", "smtp_default"}
+CONNECTIONS = {"ticketing_db", "tts_api", "tdx_api", "smtp_default"}
 VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
 #: What production must set: compose refuses to start without them rather than fall back to a default.
 REQUIRED = {"AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_FERNET_KEY", "POSTGRES_PASSWORD",
@@ -61,11 +61,11 @@ def test_every_airflow_container_shares_jwt_secret_and_execution_api(compose):
     assert next(iter(pairs))[1] == "http://airflow-apiserver:8080/execution/"
 
 
-def test_the_contract_connections_are_configured_and_valid(compose):
+def test_the_four_connections_are_configured_and_valid(compose):
     env = compose["services"]["airflow-worker"]["environment"]
     conns = {key.removeprefix("AIRFLOW_CONN_").lower(): _interpolated(value)
              for key, value in env.items() if key.startswith("AIRFLOW_CONN_")}
-    assert set(conns) == CONTRACT_CONNECTIONS
+    assert set(conns) == CONNECTIONS
     assert conns["ticketing_db"].startswith("postgresql://ticketflow:")
     tdx = json.loads(conns["tdx_api"])
     assert tdx["host"].endswith("/TDWebApi/api")
@@ -95,32 +95,47 @@ def test_generated_passwords_survive_container_recreation(compose):
     assert "airflow-auth" in compose["volumes"]
 
 
-def test_image_is_the_official_airflow_plus_the_runtime_packages_at_the_pinned_versions():
+DEV_TOOLS = {"pytest", "hypothesis", "schemathesis", "playwright", "pgserver", "aiosmtpd", "ruff", "mypy"}
+
+
+def test_image_is_the_official_airflow_plus_the_runtime_requirements_only():
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
-    pinned = _pins()
-    assert re.search(rf"^FROM apache/airflow:{re.escape(pinned['apache-airflow'])}-python3\.11$", dockerfile, re.M)
-    assert "-c /opt/ticketflow/requirements.txt" in dockerfile
-    assert "-r /opt/ticketflow/runtime-requirements.txt" in dockerfile
-    assert set(_runtime()) <= set(pinned)
+    runtime = _pins("requirements.txt")
+    assert re.search(rf"^FROM apache/airflow:{re.escape(runtime['apache-airflow'])}-python3[.]11$", dockerfile, re.M)
+    assert "-r /opt/ticketflow/requirements.txt" in dockerfile
+    assert "requirements-dev" not in dockerfile
+    assert not DEV_TOOLS & set(runtime)
 
 
-def test_the_image_has_every_package_ticketflow_imports_outside_development_code():
-    installed = _with_dependencies({"apache-airflow", *_runtime()})
+def test_every_requirement_is_pinned_and_the_dev_tools_sit_on_top_of_the_runtime():
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        lines = [line.strip() for line in (PROJECT_ROOT / name).read_text().splitlines()]
+        loose = [line for line in lines if line and not line.startswith(("#", "-r ")) and "==" not in line]
+        assert loose == [], name
+    dev_lines = (PROJECT_ROOT / "requirements-dev.txt").read_text().splitlines()
+    assert "-r requirements.txt" in dev_lines
+    dev = _pins("requirements-dev.txt")
+    assert DEV_TOOLS <= set(dev) and not set(dev) & set(_pins("requirements.txt"))
+
+
+def test_the_runtime_requirements_cover_every_import_and_every_dependency():
+    """What include/, dags/ and plugins/ import is pinned in requirements.txt, and so is all it needs."""
+    runtime = set(_pins("requirements.txt"))
     distributions = importlib.metadata.packages_distributions()
     missing = {module: distributions.get(module) for module in _third_party_imports()
-               if not {canonicalize_name(d) for d in distributions.get(module, [])} & installed}
+               if not {canonicalize_name(d) for d in distributions.get(module, [])} & runtime}
     assert missing == {}
+    assert _with_dependencies(runtime) - runtime == set()
 
 
-def _pins() -> dict[str, str]:
-    lines = (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
+def test_production_code_never_imports_the_development_tooling():
+    assert not {"devstack", "tests", *DEV_TOOLS} & _imports_of_production_code()
+
+
+def _pins(name: str) -> dict[str, str]:
+    lines = (PROJECT_ROOT / name).read_text().splitlines()
     return dict((canonicalize_name(name), version) for name, _, version in
                 (line.partition("==") for line in lines if "==" in line))
-
-
-def _runtime() -> list[str]:
-    lines = (PROJECT_ROOT / "docker" / "runtime-requirements.txt").read_text().splitlines()
-    return [canonicalize_name(line) for line in lines if line.strip() and not line.startswith("#")]
 
 
 def _with_dependencies(names: set[str]) -> set[str]:
@@ -138,18 +153,21 @@ def _with_dependencies(names: set[str]) -> set[str]:
     return seen
 
 
-def _third_party_imports() -> set[str]:
-    """Top-level modules imported by the code the image runs (the development stack in ticketflow.dev aside)."""
-    files = [p for folder in ("include", "dags", "plugins") for p in (PROJECT_ROOT / folder).rglob("*.py")
-             if "dev" not in p.relative_to(PROJECT_ROOT).parts]
+def _imports_of_production_code() -> set[str]:
+    """Top-level modules imported by the code the image runs."""
     modules = set()
-    for path in files:
+    for path in (p for folder in ("include", "dags", "plugins") for p in (PROJECT_ROOT / folder).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 modules |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 modules.add(node.module.split(".")[0])
-    return {m for m in modules if m not in sys.stdlib_module_names and m not in ("ticketflow", "airflow")}
+    return modules
+
+
+def _third_party_imports() -> set[str]:
+    return {m for m in _imports_of_production_code()
+            if m not in sys.stdlib_module_names and m not in ("ticketflow", "airflow")}
 
 
 def test_the_local_celery_stack_runs_on_the_same_airflow_settings_as_compose(compose, tmp_path):
@@ -167,8 +185,8 @@ def test_the_local_celery_stack_runs_on_the_same_airflow_settings_as_compose(com
     assert {key: env[key] for key in shared} == shared
     worker = compose["services"]["airflow-worker"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == worker["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://") and worker["AIRFLOW__CELERY__BROKER_URL"].startswith(
-        "redis://")
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+    assert worker["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
     assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
     assert _interpolated(worker["AIRFLOW__CELERY__RESULT_BACKEND"]).startswith("db+postgresql://")
     local_processes = {*AIRFLOW_COMPONENTS, "celery worker"}

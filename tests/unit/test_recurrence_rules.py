@@ -1,6 +1,6 @@
 """The RRULE engine: RFC 5545 wall-time rules, DST, month ends, and properties that must always hold."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from zoneinfo import ZoneInfo
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ticketflow.recurrence import RecurrenceError, RuleSchedule, local_to_instant, window
 
-UTC = timezone.utc
+UTC = UTC
 ZONES = ["America/Toronto", "Europe/London", "Australia/Sydney", "UTC"]
 
 

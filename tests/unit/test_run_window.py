@@ -1,19 +1,20 @@
 """The instant a run decides "due" against, for every kind of run Airflow makes."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
 
 from ticketflow.dagkit import run_window
 
-TICK = datetime(2026, 11, 1, 6, 5, tzinfo=timezone.utc)
-TRIGGERED = datetime(2026, 11, 1, 6, 7, 31, tzinfo=timezone.utc)
+TICK = datetime(2026, 11, 1, 6, 5, tzinfo=UTC)
+TRIGGERED = datetime(2026, 11, 1, 6, 7, 31, tzinfo=UTC)
 
 
 def _context(**values):
     dag_run = SimpleNamespace(dag_id="event_lifecycle", run_id=values.pop("run_id", "r1"),
-                              run_after=values.pop("run_after", TRIGGERED), run_type=values.pop("run_type", "scheduled"))
+                              run_after=values.pop("run_after", TRIGGERED),
+                              run_type=values.pop("run_type", "scheduled"))
     return {"dag_run": dag_run, "ti": SimpleNamespace(try_number=values.pop("try_number", 1)), **values}
 
 

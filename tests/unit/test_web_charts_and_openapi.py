@@ -1,7 +1,7 @@
 """The dashboard's SVG charts and the OpenAPI merge: pure functions, no server."""
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,7 +10,7 @@ from ticketflow.web.dashboard import humanize_seconds
 from ticketflow.web.health import RunPoint
 from ticketflow.web.mount import merge_openapi
 
-START = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 WORK = (Series("processed", "processed", "#111111", lambda r: r.processed),
         Series("changed", "changed", "#222222", lambda r: r.changed))
 

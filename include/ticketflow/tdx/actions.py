@@ -236,7 +236,8 @@ class AddAssetAction(Step):
                                               ("ticket description", plain_text(ticket.get("Description")))])
         phase = 1
         if not matched:
-            conversation = [plain_text(e.get("Body")) for e in view.feed if "ticketflow-action:" not in (e.get("Body") or "")]
+            conversation = [plain_text(e.get("Body")) for e in view.feed
+                            if "ticketflow-action:" not in (e.get("Body") or "")]
             more, matched = self._matches(view, [("ticket conversation", text) for text in conversation])
             found, phase = found + more, 2
         if not matched and not found:
@@ -305,3 +306,18 @@ ACTION_TYPES: dict[str, type[Action]] = {
 
 def build(spec: ActionSpec) -> Action:
     return ACTION_TYPES[spec.type](spec)
+
+
+def build_step(spec: ActionSpec) -> Step:
+    """One of the queue's steps (the configuration keeps the summary apart from them)."""
+    action = build(spec)
+    if not isinstance(action, Step):
+        raise TypeError(f"action {spec.action_id} is a {spec.type}, not a step")
+    return action
+
+
+def build_summary(spec: ActionSpec) -> SummaryCommentAction:
+    action = build(spec)
+    if not isinstance(action, SummaryCommentAction):
+        raise TypeError(f"action {spec.action_id} is a {spec.type}, not a summary_comment")
+    return action

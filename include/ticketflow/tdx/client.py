@@ -1,4 +1,5 @@
-"""The TeamDynamix Web API, spoken carefully: one login reused, rate limits honoured, retries that cannot double a write.
+"""The TeamDynamix Web API, spoken carefully: one login reused, rate limits honoured, retries that cannot
+double a write.
 
 - Login: `POST auth/loginadmin` with the BEID and WebServicesKey of the
   `tdx_api` connection. The token is reused until shortly before its JWT `exp`
@@ -61,7 +62,7 @@ class TdxOutcomeUnknown(TdxUnavailable):
 
 @dataclass(frozen=True)
 class TdxSettings:
-    """Where TDX is and how to log in (the `tdx_api` connection of CONTRACT.md)."""
+    """Where TDX is and how to log in (the `tdx_api` connection)."""
 
     base_url: str
     beid: str
@@ -70,12 +71,14 @@ class TdxSettings:
     asset_app_id: int = 45
 
     @classmethod
-    def from_connection(cls, conn_id: str = "tdx_api") -> "TdxSettings":
+    def from_connection(cls, conn_id: str = "tdx_api") -> TdxSettings:
         from airflow.sdk import BaseHook
 
         conn = BaseHook.get_connection(conn_id)
         extra = conn.extra_dejson
-        base_url = conn.host if "://" in (conn.host or "") else f"{conn.schema or 'https'}://{conn.host}"
+        if not conn.host:
+            raise TdxError(f"connection {conn_id!r} needs the TDX base URL (ending in /TDWebApi/api) as its host")
+        base_url = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
         if conn.port and f":{conn.port}" not in base_url:
             scheme, rest = base_url.split("://", 1)
             host, _, path = rest.partition("/")
@@ -140,7 +143,7 @@ class TdxClient:
         self._budgets: dict[str, _Budget] = {}
         self._lock = threading.Lock()
 
-    # --- the endpoints Ticketflow uses (CONTRACT.md) ---
+    # --- the endpoints Ticketflow uses ---
 
     def report(self, report_id: int) -> dict:
         return self._call("GET", f"reports/{report_id}", params={"withData": "true"})

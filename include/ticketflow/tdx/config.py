@@ -183,7 +183,8 @@ def parse_config(document: Any, source: str = "configuration") -> QueueConfig:
     for index, spec in enumerate(specs):
         if spec.type == "summary_comment" and index != len(specs) - 1:
             problems.append(f"actions[{index}]: summary_comment must be the last action")
-        if spec.type == "assignment" and ("responsible_uid" in spec.options) == ("responsible_group_id" in spec.options):
+        names_one = ("responsible_uid" in spec.options) != ("responsible_group_id" in spec.options)
+        if spec.type == "assignment" and not names_one:
             problems.append(f"actions[{index}]: assignment needs exactly one of responsible_uid, responsible_group_id")
     ids = [spec.action_id for spec in specs]
     problems += [f"actions[{i}]: same action as an earlier one ({ids[i]}); change its version"

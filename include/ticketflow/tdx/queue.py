@@ -30,7 +30,7 @@ from psycopg.types.json import Jsonb
 
 from ticketflow import queries
 from ticketflow.settings import TDX_MAX_ID
-from ticketflow.tdx.actions import Action, Plan, Step, SummaryCommentAction, TicketView, build
+from ticketflow.tdx.actions import Action, Plan, Step, SummaryCommentAction, TicketView, build_step, build_summary
 from ticketflow.tdx.client import TdxClient, TdxOutcomeUnknown, TdxRequestError, TdxUnavailable
 from ticketflow.tdx.config import ConfigError, QueueConfig
 
@@ -72,13 +72,22 @@ def report_rows(report: dict, columns: Iterable[str]) -> dict[int, dict[str, Any
     rows: dict[int, dict[str, Any]] = {}
     for number, row in enumerate(report.get("DataRows") or [], 1):
         raw = row.get("TicketID") if isinstance(row, dict) else None
-        valid = not isinstance(raw, bool) and (isinstance(raw, int) or (isinstance(raw, str) and raw.strip().isdigit()))
-        if not valid or not 1 <= int(raw) <= TDX_MAX_ID:
+        ticket_id = _tdx_ticket_id(raw)
+        if ticket_id is None:
             log.warning("report %s row %d skipped: TicketID %r is not a TDX ticket id (1..%d)", report.get("ID"),
                         number, str(raw)[:50], TDX_MAX_ID)
             continue
-        rows[int(raw)] = {column: row.get(column) for column in wanted}
+        rows[ticket_id] = {column: row.get(column) for column in wanted}
     return rows
+
+
+def _tdx_ticket_id(raw: Any) -> int | None:
+    """A report's TicketID as an int when it is one TDX could have issued (an int or digits, 1..2^31-1)."""
+    if isinstance(raw, str) and raw.strip().isdigit() and len(raw.strip()) <= len(str(TDX_MAX_ID)):
+        raw = int(raw)
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= TDX_MAX_ID:
+        return None
+    return raw
 
 
 def outstanding(conn: psycopg.Connection, rows: dict[int, dict[str, Any]], config: QueueConfig) -> list[int]:
@@ -153,7 +162,7 @@ def _apply_once(view: TicketView, action: Action, plan: Plan) -> bool:
     a timeout or a dropped connection TDX may still be working on it: the row
     stays `pending` and the next try (or run) looks, later.
     """
-    for check in range(OUTCOME_CHECKS):
+    for _check in range(OUTCOME_CHECKS):
         try:
             action.apply(view, plan)
             return False
@@ -271,7 +280,7 @@ def process_ticket(conn: psycopg.Connection, client: TdxClient, config: QueueCon
         view = TicketView(client, ticket_id, row or {})
         logged = _log_rows(conn, ticket_id)
         # A pending action is finished even if its condition no longer matches (it may be why).
-        steps = [build(spec) for spec in config.steps
+        steps = [build_step(spec) for spec in config.steps
                  if (row is not None and spec.applies_to(row))
                  or logged.get(spec.action_id, ("", ""))[1] == "pending"]
         for action in steps:
@@ -281,7 +290,7 @@ def process_ticket(conn: psycopg.Connection, client: TdxClient, config: QueueCon
         pending_summaries = {a: r for a, r in pending.items() if r[0] == "summary_comment"}
         if config.summary:
             planned = [a.get("summary_line") for a in outcome.actions if a["status"] == "would_do"] if dry_run else []
-            _summarize(conn, view, build(config.summary), pending_summaries, run_id, dry_run,
+            _summarize(conn, view, build_summary(config.summary), pending_summaries, run_id, dry_run,
                        [line for line in planned if line], outcome)
             pending = {a: r for a, r in pending.items() if a not in pending_summaries}
         if not dry_run:

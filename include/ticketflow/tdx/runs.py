@@ -85,9 +85,10 @@ def process_batch(context: Mapping[str, Any], batch: dict[str, Any]) -> dict[str
         run = AuditedRun(conn, window)
         outcomes = process_tickets(conn, client, _config(), rows, window.run_id, dry_run,
                                    on_ticket=lambda outcome: _add_to_totals(run, outcome))
-    result = {"tickets": len(outcomes), "tdx_calls": sum(client.calls.values()), "throttled": client.throttled,
-              **{status: sum(o.count(status) for o in outcomes) for status in ("completed", "skipped", "failed")},
-              "busy": sum(o.busy for o in outcomes)}
+    result: dict[str, Any] = {
+        "tickets": len(outcomes), "tdx_calls": sum(client.calls.values()), "throttled": client.throttled,
+        **{status: sum(o.count(status) for o in outcomes) for status in ("completed", "skipped", "failed")},
+        "busy": sum(o.busy for o in outcomes)}
     if dry_run:
         result["plan"] = [{"ticket_id": o.ticket_id, "actions": o.actions} for o in outcomes]
         for entry in result["plan"]:

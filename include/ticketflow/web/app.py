@@ -10,7 +10,6 @@ signatures' annotations at runtime, including aliases local to `create_app`.)
 """
 
 from collections.abc import Callable
-from types import ModuleType
 from typing import Annotated, Any
 
 import psycopg
@@ -57,11 +56,10 @@ def _status_of(exc: Exception) -> int:
     return status.HTTP_409_CONFLICT  # a TaskError: the task's state does not allow it
 
 
-def create_app(database: Database | None = None, auth: ModuleType | None = None,
+def create_app(database: Database | None = None,
                users_for_role: Callable[[str], list[int]] | None = None) -> FastAPI:
-    """The app; by default bound to Airflow's users (`ticketflow.web.auth`), `ticketing_db` and the TTS service."""
-    if auth is None:
-        from ticketflow.web import auth
+    """The app, bound to Airflow's users (`ticketflow.web.auth`); by default to `ticketing_db` and the TTS service."""
+    from ticketflow.web import auth  # Airflow's API auth: imported where the app is built, on the API server only
     database = database or Database(lambda: airflow_conninfo(TICKETING_DB_CONN_ID))
     users_for_role = users_for_role or (lambda role: TtsClient().users_for_role(role))
     Conn = Annotated[psycopg.Connection, Depends(database.connection)]

@@ -9,6 +9,7 @@ touch, and with a per-DAG auth manager (FAB, Keycloak) a team sees only its own.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
@@ -19,10 +20,11 @@ from fastapi import HTTPException, status
 authenticated_user = get_user
 
 
-def _requires(method: str, verb: str, dag_id: str) -> Callable[..., None]:
+def _requires(method: Literal["GET", "PUT"], verb: str, dag_id: str) -> Callable[..., None]:
     def check(user: GetUserDep) -> None:
         if not get_auth_manager().is_authorized_dag(method=method, details=DagDetails(id=dag_id), user=user):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"user {user.get_name()!r} may not {verb} the data of {dag_id}")
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"user {user.get_name()!r} may not {verb} the data of {dag_id}")
     return check
 
 

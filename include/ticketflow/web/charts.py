@@ -57,8 +57,8 @@ def bar_chart(runs: Sequence[RunPoint], series: Sequence[Series], *, name: str, 
         parts.append(f'<line class="grid" x1="{_LEFT}" x2="{width - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(f'<text class="axis" x="{_LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">'
                      f"{_number(top * fraction)}{escape(unit)}</text>")
-    for index, (run, group) in enumerate(zip(runs, values)):
-        for offset, (s, value) in enumerate(zip(series, group)):
+    for index, (run, group) in enumerate(zip(runs, values, strict=True)):
+        for offset, (s, value) in enumerate(zip(series, group, strict=True)):
             if value is None:
                 continue
             bar_height = plot_height * value / top

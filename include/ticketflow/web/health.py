@@ -10,6 +10,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ticketflow import queries
+from ticketflow.db import one
 
 # The automations that write `automation_runs`, in the order the dashboard shows them.
 AUTOMATIONS: dict[str, str] = {
@@ -61,11 +62,11 @@ def health_report(conn: psycopg.Connection, now: datetime, runs_per_chart: int =
     """Every automation's recent runs and the waiting work, as of `now`."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(queries.load("health/automations"), {"now": now, "known": list(AUTOMATIONS)}).fetchall()
-        automations = {row["dag_id"]: AutomationHealth(label=AUTOMATIONS.get(row["dag_id"], row["dag_id"]), **row)
+        automations = {row["dag_id"]: AutomationHealth(label=AUTOMATIONS.get(row["dag_id"]) or row["dag_id"], **row)
                        for row in rows}
         for point in cur.execute(queries.load("health/runs"), {"now": now, "per_automation": runs_per_chart}):
             dag_id = point.pop("dag_id")
             if dag_id in automations:
                 automations[dag_id].runs.append(RunPoint(**point))
-        backlog = cur.execute(queries.load("health/backlog"), {"now": now}).fetchone()
+        backlog = one(cur.execute(queries.load("health/backlog"), {"now": now}))
     return HealthReport(now, list(automations.values()), backlog)

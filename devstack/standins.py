@@ -4,7 +4,7 @@ Each is a real server on 127.0.0.1 speaking the real protocol, so the DAGs
 use the same hooks and connections as in production. Tests start them in
 process and read what they recorded; `make run` starts them as one process:
 
-    python -m ticketflow.dev.standins --tts-port P --tdx-port P --smtp-port P --mailbox DIR
+    python -m devstack.standins --tts-port P --tdx-port P --smtp-port P --mailbox DIR
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from ticketflow.dev import free_port
+from devstack import free_port
 from ticketflow.tdx.client import api_method
 
 
@@ -49,7 +49,7 @@ class RecordedCall:
 class _JsonServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, service: "StandIn"):
+    def __init__(self, port: int, service: StandIn):
         self.service = service
         super().__init__(("127.0.0.1", port), _Handler)
 
@@ -110,7 +110,7 @@ class StandIn(abc.ABC):
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "StandIn":
+    def start(self) -> StandIn:
         self._thread.start()
         return self
 
@@ -423,7 +423,7 @@ class SmtpStandIn:
     def port(self) -> int:
         return self._controller.port
 
-    def start(self) -> "SmtpStandIn":
+    def start(self) -> SmtpStandIn:
         self._controller.start()
         return self
 

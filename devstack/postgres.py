@@ -56,7 +56,7 @@ class EmbeddedPostgres:
     @property
     def port(self) -> int:
         """The port of the running server (it may have been started earlier on another one)."""
-        running = self._running_port()
+        running = self.running_port()
         return running if running is not None else self.requested_port
 
     def url(self, database: str = "postgres") -> str:
@@ -72,7 +72,7 @@ class EmbeddedPostgres:
             stderr=subprocess.PIPE,
         )
 
-    def _running_port(self) -> int | None:
+    def running_port(self) -> int | None:
         pid_file = self.data_dir / "postmaster.pid"
         try:
             lines = pid_file.read_text().splitlines()
@@ -95,7 +95,7 @@ class EmbeddedPostgres:
 
     def start(self) -> bool:
         """Start the server unless it already runs (then False); initialise the data directory the first time."""
-        if self._running_port() is not None:
+        if self.running_port() is not None:
             return False
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
@@ -107,11 +107,12 @@ class EmbeddedPostgres:
                      "-o", options, "start", timeout=90)
         except subprocess.CalledProcessError as exc:
             log = self.log_file.read_text(errors="replace")[-3000:] if self.log_file.exists() else ""
-            raise RuntimeError(f"embedded PostgreSQL did not start: {exc.stderr.decode(errors='replace')}\n{log}") from exc
+            reason = exc.stderr.decode(errors="replace")
+            raise RuntimeError(f"embedded PostgreSQL did not start: {reason}\n{log}") from exc
         return True
 
     def stop(self) -> None:
-        if self._running_port() is None:
+        if self.running_port() is None:
             return
         self._pg("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
 

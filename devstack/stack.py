@@ -6,9 +6,14 @@ LocalExecutor, or on the CeleryExecutor with Redis and Celery workers (the
 shape of docker-compose.yaml). Every child runs in its own process group and is
 stopped as a group, so workers and task processes go with their parent.
 
-    python -m ticketflow.dev.stack run            # make run
-    python -m ticketflow.dev.stack run --celery   # make run-celery
-    python -m ticketflow.dev.stack migrate        # make migrate
+    python -m devstack.stack run            # make run
+    python -m devstack.stack run --celery   # make run-celery
+    python -m devstack.stack migrate        # make migrate
+    python -m devstack.stack shell          # make shell
+    python -m devstack.stack psql           # make psql
+
+This package is development tooling: production (the image, compose) never
+imports it. Its state lives in `.local/` (`TICKETFLOW_LOCAL_DIR` moves it).
 """
 
 from __future__ import annotations
@@ -32,10 +37,10 @@ import psycopg
 import requests
 from cryptography.fernet import Fernet
 
+from devstack import free_port
+from devstack.postgres import POSTGRES_BIN_PATH, EmbeddedPostgres
+from devstack.standins import SMTP_PASSWORD, SMTP_USER
 from ticketflow import settings
-from ticketflow.dev import free_port
-from ticketflow.dev.postgres import EmbeddedPostgres
-from ticketflow.dev.standins import SMTP_PASSWORD, SMTP_USER
 from ticketflow.migrate import main as migrate_main
 from ticketflow.migrate import migrate
 from ticketflow.settings import PROJECT_ROOT, SQL_DIR, database_url_from_env
@@ -47,7 +52,7 @@ VIEWER_USER = "viewer"  # may look at everything and change nothing: Airflow's v
 VIEWER_PASSWORD = "viewer"
 TDX_BEID = "local-beid"
 TDX_WEB_SERVICES_KEY = "local-web-services-key"
-LOCAL_DIR = PROJECT_ROOT / ".local"
+LOCAL_DIR = Path(os.environ.get("TICKETFLOW_LOCAL_DIR") or PROJECT_ROOT / ".local").resolve()
 
 
 @dataclass(frozen=True)
@@ -62,9 +67,22 @@ class Ports:
     redis: int = 6390
 
     @classmethod
-    def free(cls) -> "Ports":
+    def free(cls) -> Ports:
         """Fresh ports for a second stack beside a running `make run` (the tests)."""
         return cls(**{f.name: free_port() for f in fields(cls)})
+
+    @classmethod
+    def from_env(cls) -> Ports:
+        """The defaults, each replaced by `TICKETFLOW_<NAME>_PORT` when set (`TICKETFLOW_PG_PORT` for PostgreSQL)."""
+        chosen = {}
+        for port in fields(cls):
+            variable = "TICKETFLOW_PG_PORT" if port.name == "postgres" else f"TICKETFLOW_{port.name.upper()}_PORT"
+            raw = os.environ.get(variable)
+            if raw:
+                if not raw.isdigit() or not 0 < int(raw) < 65536:
+                    raise StackError(f"{variable} must be a TCP port number (1-65535), got {raw!r}")
+                chosen[port.name] = int(raw)
+        return cls(**chosen)
 
 
 class StackError(RuntimeError):
@@ -83,7 +101,8 @@ def shared_airflow_settings() -> dict[str, str]:
 
 
 def connections(ports: Ports, app_db_url: str) -> dict[str, str]:
-    """The CONTRACT.md connections of the local stack, as Airflow reads them from the environment."""
+    """The connections of the local stack (ticketing_db, tts_api, tdx_api, smtp_default), as Airflow reads them
+    from the environment."""
     return {
         "AIRFLOW_CONN_TICKETING_DB": app_db_url,
         "AIRFLOW_CONN_TTS_API": json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{ports.tts}"}),
@@ -211,10 +230,12 @@ class LocalStack:
 
     def start(self, timeout: float = 240) -> None:
         env = self.airflow_env()
-        self._spawn("standins", [sys.executable, "-m", "ticketflow.dev.standins",
+        # The stand-ins are development tooling: they need the project root (devstack) on their path too.
+        standins_env = {**env, "PYTHONPATH": os.pathsep.join((str(PROJECT_ROOT), env["PYTHONPATH"]))}
+        self._spawn("standins", [sys.executable, "-m", "devstack.standins",
                                  "--tts-port", str(self.ports.tts), "--tdx-port", str(self.ports.tdx),
                                  "--smtp-port", str(self.ports.smtp), "--mailbox", str(self.mailbox),
-                                 "--tdx-beid", TDX_BEID, "--tdx-key", TDX_WEB_SERVICES_KEY], env)
+                                 "--tdx-beid", TDX_BEID, "--tdx-key", TDX_WEB_SERVICES_KEY], standins_env)
         if self.own_redis:
             self._start_redis(env)
         for component in AIRFLOW_COMPONENTS:
@@ -373,18 +394,20 @@ def _raise_keyboard_interrupt(signum, frame):
 
 
 def _local_postgres() -> EmbeddedPostgres:
-    return EmbeddedPostgres(LOCAL_DIR / "pg", int(os.environ.get("TICKETFLOW_PG_PORT", Ports.postgres)))
+    return EmbeddedPostgres(LOCAL_DIR / "pg", Ports.from_env().postgres)
 
 
 def _local_stack(postgres: EmbeddedPostgres, app_db_url: str, celery_workers: int = 0) -> LocalStack:
     """The stack `make run` runs, as the environment configures it."""
-    return LocalStack(LOCAL_DIR, Ports(api=int(os.environ.get("TICKETFLOW_API_PORT", Ports.api))),
-                      postgres, app_db_url, celery_workers=celery_workers,
+    return LocalStack(LOCAL_DIR, Ports.from_env(), postgres, app_db_url, celery_workers=celery_workers,
                       redis_url=os.environ.get("TICKETFLOW_REDIS_URL") or None)
 
 
 def run(celery_workers: int = 0) -> int:
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    # Ctrl-C and TERM both stop everything. SIGINT is set explicitly: a shell that starts `make run` in the
+    # background (a script, CI) leaves SIGINT ignored, and Python would then never raise KeyboardInterrupt.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _raise_keyboard_interrupt)
     started = time.monotonic()
     postgres = _local_postgres()
     postgres.start()
@@ -450,14 +473,28 @@ def shell_command(celery_workers: int = 0) -> int:
     os.execvpe(shell, [shell], stack.airflow_env())
 
 
+def psql_command() -> int:
+    """`make psql`: psql on the application database (the external one when named, else the embedded one)."""
+    url = database_url_from_env()
+    if url is None:
+        postgres = _local_postgres()
+        if postgres.running_port() is None:
+            print("make psql: the embedded PostgreSQL is not running; start it with make run", file=sys.stderr)
+            return 1
+        url = postgres.url("ticketflow")
+    psql = shutil.which("psql") or str(POSTGRES_BIN_PATH / "psql")
+    os.execv(psql, [psql, url])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "migrate", "shell"])
+    parser.add_argument("command", choices=["run", "migrate", "shell", "psql"])
     parser.add_argument("--celery", action="store_true",
                         help="the CeleryExecutor with Redis and two workers, as in docker-compose.yaml")
     args = parser.parse_args()
     workers = 2 if args.celery else 0
-    commands = {"run": lambda: run(workers), "migrate": migrate_command, "shell": lambda: shell_command(workers)}
+    commands = {"run": lambda: run(workers), "migrate": migrate_command, "shell": lambda: shell_command(workers),
+                "psql": psql_command}
     return commands[args.command]()
 
 
