@@ -6,15 +6,23 @@ pgserver's own launcher it listens on TCP (127.0.0.1 only), so Airflow, the
 DAGs and the tests connect with the same plain `postgresql://` URLs they use
 against a real server. When the process runs as root, PostgreSQL (which
 refuses root) runs as pgserver's unprivileged system user.
+
+Every connection needs a password (scram-sha-256), also on loopback: a
+trusted server would make any local user a superuser. The passwords are
+generated on first start and kept, readable by their owner only, in
+`<data dir>.passwords.json` beside the data directory.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -54,13 +62,35 @@ class EmbeddedPostgres:
         return self.data_dir / "server.log"
 
     @property
+    def passwords_file(self) -> Path:
+        return self.data_dir.with_name(self.data_dir.name + ".passwords.json")
+
+    def _passwords(self) -> dict[str, str]:
+        try:
+            return json.loads(self.passwords_file.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def password(self, role: str = SUPERUSER) -> str:
+        """The role's password, made (and kept, mode 0600) the first time it is asked for."""
+        known = self._passwords()
+        if role not in known:
+            known[role] = secrets.token_urlsafe(24)  # URL-safe: it goes into connection URLs as it is
+            self.passwords_file.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(self.passwords_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as out:
+                json.dump(known, out)
+            self.passwords_file.chmod(0o600)
+        return known[role]
+
+    @property
     def port(self) -> int:
         """The port of the running server (it may have been started earlier on another one)."""
         running = self.running_port()
         return running if running is not None else self.requested_port
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", role: str = SUPERUSER) -> str:
+        return f"postgresql://{role}:{self.password(role)}@127.0.0.1:{self.port}/{database}"
 
     def _pg(self, program: str, *args: str, timeout: float = 60) -> None:
         subprocess.run(
@@ -88,10 +118,31 @@ class EmbeddedPostgres:
             _make_traversable(self.data_dir)
             shutil.chown(self.data_dir, user=self._run_as)
         self.data_dir.chmod(0o700)
-        self._pg(
-            "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust",
-            "-E", "UTF8", "--locale=C.UTF-8", timeout=120,
-        )
+        with tempfile.TemporaryDirectory() as scratch:
+            password_file = Path(scratch) / "password"
+            password_file.write_text(self.password() + "\n")
+            if self._run_as:  # initdb runs as the service user, who must read it
+                _make_traversable(password_file)
+                shutil.chown(password_file, user=self._run_as)
+            self._pg(
+                "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=scram-sha-256",
+                f"--pwfile={password_file}", "-E", "UTF8", "--locale=C.UTF-8", timeout=120,
+            )
+
+    def _require_passwords(self) -> None:
+        """A data directory made before passwords were required (trust): give the superuser its password and
+        make every connection use it. Runs once, on the first start after the upgrade."""
+        hba = self.data_dir / "pg_hba.conf"
+        lines = hba.read_text().splitlines()
+        if not any(line.split()[-1:] == ["trust"] for line in lines if line.strip() and not line.startswith("#")):
+            return
+        with psycopg.connect(f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(SUPERUSER),
+                                                                   sql.Literal(self.password())))
+            hba.write_text("\n".join(
+                " ".join([*line.split()[:-1], "scram-sha-256"]) if line.strip() and not line.startswith("#")
+                and line.split()[-1] == "trust" else line for line in lines) + "\n")
+            conn.execute("SELECT pg_reload_conf()")
 
     def start(self) -> bool:
         """Start the server unless it already runs (then False); initialise the data directory the first time."""
@@ -109,6 +160,7 @@ class EmbeddedPostgres:
             log = self.log_file.read_text(errors="replace")[-3000:] if self.log_file.exists() else ""
             reason = exc.stderr.decode(errors="replace")
             raise RuntimeError(f"embedded PostgreSQL did not start: {reason}\n{log}") from exc
+        self._require_passwords()
         return True
 
     def stop(self) -> None:
@@ -116,12 +168,22 @@ class EmbeddedPostgres:
             return
         self._pg("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
 
-    def ensure_database(self, name: str, *, fresh: bool = False) -> str:
-        """Create database `name` if missing (drop it first when `fresh`); return its URL."""
+    def ensure_database(self, name: str, *, fresh: bool = False, owner: str = SUPERUSER) -> str:
+        """Create database `name` if missing (drop it first when `fresh`), owned by `owner` (a login role made
+        when missing, not a superuser); return its URL, as `owner`."""
         with psycopg.connect(self.url(), autocommit=True) as conn:
+            if owner != SUPERUSER:
+                password = sql.Literal(self.password(owner))
+                if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,)).fetchone() is None:
+                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(owner), password))
+                else:
+                    conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(owner), password))
             if fresh:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-            if not exists:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return self.url(name)
+            found = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                                 (name,)).fetchone()
+            if found is None:
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))
+            elif found[0] in self._passwords():
+                owner = found[0]  # made before it had an owner of its own: it stays its creator's
+        return self.url(name, owner)

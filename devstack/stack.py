@@ -46,12 +46,16 @@ from ticketflow.migrate import migrate
 from ticketflow.settings import PROJECT_ROOT, SQL_DIR, database_url_from_env
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: The components that would start a log server on every interface; devstack.logserver serves on loopback.
+SKIP_SERVE_LOGS = {"scheduler": ("--skip-serve-logs",), "triggerer": ("--skip-serve-logs",)}
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin"
 VIEWER_USER = "viewer"  # may look at everything and change nothing: Airflow's viewer role
 VIEWER_PASSWORD = "viewer"
 TDX_BEID = "local-beid"
 TDX_WEB_SERVICES_KEY = "local-web-services-key"
+#: The application database of the local stack and its owner (a login role, not a superuser).
+APP_DATABASE = APP_DATABASE_OWNER = "ticketflow"
 LOCAL_DIR = Path(os.environ.get("TICKETFLOW_LOCAL_DIR") or PROJECT_ROOT / ".local").resolve()
 
 
@@ -64,6 +68,7 @@ class Ports:
     smtp: int = 8025
     worker_logs: int = 8793
     trigger_logs: int = 8794
+    scheduler_health: int = 8974
     redis: int = 6390
 
     @classmethod
@@ -156,22 +161,21 @@ class LocalStack:
         """Fernet key and JWT secret, made once and kept so restarts can read old data and tokens."""
         path = self.airflow_home / "secrets.json"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"fernet_key": Fernet.generate_key().decode(),
-                                        "jwt_secret": secrets.token_urlsafe(32)}))
-            path.chmod(0o600)
+            _write_private(path, json.dumps({"fernet_key": Fernet.generate_key().decode(),
+                                             "jwt_secret": secrets.token_urlsafe(32)}))
         return json.loads(path.read_text())
 
     def airflow_env(self) -> dict[str, str]:
         keys = self._secrets()
         passwords = self.airflow_home / "passwords.json"
-        passwords.write_text(json.dumps({ADMIN_USER: ADMIN_PASSWORD, VIEWER_USER: VIEWER_PASSWORD}))
+        _write_private(passwords, json.dumps({ADMIN_USER: ADMIN_PASSWORD, VIEWER_USER: VIEWER_PASSWORD}))
         venv_bin = str(Path(sys.executable).parent)
         env = {
             **os.environ,
             **shared_airflow_settings(),
             "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PYTHONPATH": str(PROJECT_ROOT / "include"),
+            # include/ is what production has; the project root adds devstack (the log server's hostname).
+            "PYTHONPATH": os.pathsep.join((str(PROJECT_ROOT / "include"), str(PROJECT_ROOT))),
             "TICKETFLOW_ROOT": str(PROJECT_ROOT),
             "AIRFLOW_HOME": str(self.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
@@ -190,6 +194,9 @@ class LocalStack:
             "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports.worker_logs),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports.trigger_logs),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "devstack.logserver.hostname",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self.ports.scheduler_health),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             **connections(self.ports, self.app_db_url),
         }
@@ -212,6 +219,8 @@ class LocalStack:
     def prepare(self) -> None:
         """Databases, migrations (both), demo data: everything that must exist before Airflow starts."""
         self.logs.mkdir(parents=True, exist_ok=True)
+        self.airflow_home.mkdir(parents=True, exist_ok=True)
+        self.airflow_home.chmod(0o700)  # airflow.cfg holds the key that signs log requests; secrets.json, the rest
         self.postgres.ensure_database(self.airflow_db, fresh=self.fresh_airflow_db)
         migrate(self.app_db_url)
         self._airflow_or_fail("db", "migrate")
@@ -230,20 +239,20 @@ class LocalStack:
 
     def start(self, timeout: float = 240) -> None:
         env = self.airflow_env()
-        # The stand-ins are development tooling: they need the project root (devstack) on their path too.
-        standins_env = {**env, "PYTHONPATH": os.pathsep.join((str(PROJECT_ROOT), env["PYTHONPATH"]))}
         self._spawn("standins", [sys.executable, "-m", "devstack.standins",
                                  "--tts-port", str(self.ports.tts), "--tdx-port", str(self.ports.tdx),
                                  "--smtp-port", str(self.ports.smtp), "--mailbox", str(self.mailbox),
-                                 "--tdx-beid", TDX_BEID, "--tdx-key", TDX_WEB_SERVICES_KEY], standins_env)
+                                 "--tdx-beid", TDX_BEID, "--tdx-key", TDX_WEB_SERVICES_KEY], env)
+        # Task logs on loopback only (Airflow's own log servers listen on every interface: they are skipped).
+        self._spawn("logserver", [sys.executable, "-m", "devstack.logserver", "--port", str(self.ports.worker_logs),
+                                  "--port", str(self.ports.trigger_logs)], env)
         if self.own_redis:
             self._start_redis(env)
         for component in AIRFLOW_COMPONENTS:
-            self._spawn(component, ["airflow", component], env)
+            self._spawn(component, ["airflow", component, *SKIP_SERVE_LOGS.get(component, ())], env)
         for name in self.worker_names:
-            # Each worker serves its own task logs, so each needs its own port.
-            self._spawn(name, ["airflow", "celery", "worker", "--celery-hostname", f"{name}@%h"],
-                        {**env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())})
+            self._spawn(name, ["airflow", "celery", "worker", "--celery-hostname", f"{name}@%h", "--skip-serve-logs"],
+                        env)
         self.wait_healthy(timeout)
         for name in self.worker_names:
             self.wait_for_worker(name, timeout)
@@ -372,6 +381,15 @@ class LocalStack:
         self._children.clear()
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read, from the first byte on."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text)
+    path.chmod(0o600)
+
+
 def _signal_group(pgid: int, signum: int) -> None:
     try:
         os.killpg(pgid, signum)
@@ -397,6 +415,17 @@ def _local_postgres() -> EmbeddedPostgres:
     return EmbeddedPostgres(LOCAL_DIR / "pg", Ports.from_env().postgres)
 
 
+def _app_database_url(postgres: EmbeddedPostgres) -> str:
+    """The URL `make run` gives the DAGs (as the database's owner), without creating anything."""
+    try:
+        with psycopg.connect(postgres.url(), autocommit=True, connect_timeout=5) as conn:
+            found = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                                 (APP_DATABASE,)).fetchone()
+    except psycopg.OperationalError:
+        found = None  # not running: the URL it will have
+    return postgres.url(APP_DATABASE, found[0] if found else APP_DATABASE_OWNER)
+
+
 def _local_stack(postgres: EmbeddedPostgres, app_db_url: str, celery_workers: int = 0) -> LocalStack:
     """The stack `make run` runs, as the environment configures it."""
     return LocalStack(LOCAL_DIR, Ports.from_env(), postgres, app_db_url, celery_workers=celery_workers,
@@ -411,7 +440,8 @@ def run(celery_workers: int = 0) -> int:
     started = time.monotonic()
     postgres = _local_postgres()
     postgres.start()
-    stack = _local_stack(postgres, database_url_from_env() or postgres.ensure_database("ticketflow"), celery_workers)
+    app_db_url = database_url_from_env() or postgres.ensure_database(APP_DATABASE, owner=APP_DATABASE_OWNER)
+    stack = _local_stack(postgres, app_db_url, celery_workers)
     try:
         stack.prepare()
         stack.start()
@@ -459,7 +489,7 @@ def migrate_command() -> int:
     postgres = _local_postgres()
     started = postgres.start()
     try:
-        return migrate_main([postgres.ensure_database("ticketflow")])
+        return migrate_main([postgres.ensure_database(APP_DATABASE, owner=APP_DATABASE_OWNER)])
     finally:
         if started:
             postgres.stop()
@@ -468,7 +498,7 @@ def migrate_command() -> int:
 def shell_command(celery_workers: int = 0) -> int:
     """`make shell`: a shell with the running stack's environment, for the `airflow` CLI."""
     postgres = _local_postgres()
-    stack = _local_stack(postgres, database_url_from_env() or postgres.url("ticketflow"), celery_workers)
+    stack = _local_stack(postgres, database_url_from_env() or _app_database_url(postgres), celery_workers)
     shell = os.environ.get("SHELL", "bash")
     os.execvpe(shell, [shell], stack.airflow_env())
 
@@ -481,7 +511,7 @@ def psql_command() -> int:
         if postgres.running_port() is None:
             print("make psql: the embedded PostgreSQL is not running; start it with make run", file=sys.stderr)
             return 1
-        url = postgres.url("ticketflow")
+        url = _app_database_url(postgres)
     psql = shutil.which("psql") or str(POSTGRES_BIN_PATH / "psql")
     os.execv(psql, [psql, url])
 

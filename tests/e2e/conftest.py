@@ -99,8 +99,8 @@ E2E_DB_USER, E2E_DB_PASSWORD = "ticketflow_e2e", "e2e-database-password"
 
 
 def _with_password(url: str) -> str:
-    """The embedded server trusts loopback, but the stack gets a user with a password, as production has,
-    so the security tests can look for that password in every log."""
+    """The stack connects as a user of its own, with a password the security tests know, so they can look
+    for that password in every log."""
     if os.environ.get("TICKETFLOW_DATABASE_URL"):
         return url  # a real server: its URL carries its own credentials
     import psycopg
