@@ -35,6 +35,10 @@ SUPERUSER = "postgres"
 SERVICE_USER = "pgserver"
 
 
+class PostgresCommandError(RuntimeError):
+    """initdb or pg_ctl failed; the message carries what it said."""
+
+
 def _ensure_service_user() -> str:
     try:
         pwd.getpwnam(SERVICE_USER)
@@ -93,14 +97,11 @@ class EmbeddedPostgres:
         return f"postgresql://{role}:{self.password(role)}@127.0.0.1:{self.port}/{database}"
 
     def _pg(self, program: str, *args: str, timeout: float = 60) -> None:
-        subprocess.run(
-            [str(POSTGRES_BIN_PATH / program), *args],
-            check=True,
-            user=self._run_as,
-            timeout=timeout,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        done = subprocess.run([str(POSTGRES_BIN_PATH / program), *args], user=self._run_as, timeout=timeout,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if done.returncode:
+            raise PostgresCommandError(f"{program} {' '.join(args)} exited with {done.returncode}: "
+                                       f"{done.stderr.decode(errors='replace').strip()}")
 
     def running_port(self) -> int | None:
         pid_file = self.data_dir / "postmaster.pid"
@@ -156,10 +157,9 @@ class EmbeddedPostgres:
         try:
             self._pg("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60",
                      "-o", options, "start", timeout=90)
-        except subprocess.CalledProcessError as exc:
+        except PostgresCommandError as exc:
             log = self.log_file.read_text(errors="replace")[-3000:] if self.log_file.exists() else ""
-            reason = exc.stderr.decode(errors="replace")
-            raise RuntimeError(f"embedded PostgreSQL did not start: {reason}\n{log}") from exc
+            raise PostgresCommandError(f"embedded PostgreSQL did not start: {exc}\n{log}") from exc
         self._require_passwords()
         return True
 

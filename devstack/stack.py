@@ -56,7 +56,6 @@ TDX_BEID = "local-beid"
 TDX_WEB_SERVICES_KEY = "local-web-services-key"
 #: The application database of the local stack and its owner (a login role, not a superuser).
 APP_DATABASE = APP_DATABASE_OWNER = "ticketflow"
-LOCAL_DIR = Path(os.environ.get("TICKETFLOW_LOCAL_DIR") or PROJECT_ROOT / ".local").resolve()
 
 
 @dataclass(frozen=True)
@@ -76,12 +75,21 @@ class Ports:
         """Fresh ports for a second stack beside a running `make run` (the tests)."""
         return cls(**{f.name: free_port() for f in fields(cls)})
 
+    @staticmethod
+    def variable(name: str) -> str:
+        """The environment variable that sets port `name`: `TICKETFLOW_<NAME>_PORT` (`TICKETFLOW_PG_PORT`)."""
+        return "TICKETFLOW_PG_PORT" if name == "postgres" else f"TICKETFLOW_{name.upper()}_PORT"
+
+    def environment(self) -> dict[str, str]:
+        """These ports as the variables `from_env` reads."""
+        return {self.variable(port.name): str(getattr(self, port.name)) for port in fields(self)}
+
     @classmethod
     def from_env(cls) -> Ports:
-        """The defaults, each replaced by `TICKETFLOW_<NAME>_PORT` when set (`TICKETFLOW_PG_PORT` for PostgreSQL)."""
+        """The defaults, each replaced by its variable when set."""
         chosen = {}
         for port in fields(cls):
-            variable = "TICKETFLOW_PG_PORT" if port.name == "postgres" else f"TICKETFLOW_{port.name.upper()}_PORT"
+            variable = cls.variable(port.name)
             raw = os.environ.get(variable)
             if raw:
                 if not raw.isdigit() or not 0 < int(raw) < 65536:
@@ -411,8 +419,20 @@ def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _local_postgres() -> EmbeddedPostgres:
-    return EmbeddedPostgres(LOCAL_DIR / "pg", Ports.from_env().postgres)
+def local_dir() -> Path:
+    """Where the local stack keeps its state: `.local/`, or `TICKETFLOW_LOCAL_DIR`."""
+    return Path(os.environ.get("TICKETFLOW_LOCAL_DIR") or PROJECT_ROOT / ".local").resolve()
+
+
+def local_postgres() -> EmbeddedPostgres:
+    return EmbeddedPostgres(local_dir() / "pg", Ports.from_env().postgres)
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "true", "false", "1", "0", "yes", "no"):
+        return default if raw == "" else raw in ("true", "1", "yes")
+    raise StackError(f"{name} must be true or false, got {raw!r}")
 
 
 def _app_database_url(postgres: EmbeddedPostgres) -> str:
@@ -426,10 +446,16 @@ def _app_database_url(postgres: EmbeddedPostgres) -> str:
     return postgres.url(APP_DATABASE, found[0] if found else APP_DATABASE_OWNER)
 
 
-def _local_stack(postgres: EmbeddedPostgres, app_db_url: str, celery_workers: int = 0) -> LocalStack:
-    """The stack `make run` runs, as the environment configures it."""
-    return LocalStack(LOCAL_DIR, Ports.from_env(), postgres, app_db_url, celery_workers=celery_workers,
-                      redis_url=os.environ.get("TICKETFLOW_REDIS_URL") or None)
+def local_stack(postgres: EmbeddedPostgres, celery_workers: int = 0) -> LocalStack:
+    """The stack `make run` (no workers) and `make run-celery` (two) run, as the environment configures it.
+
+    Starts `postgres` and makes the application database there, unless `TICKETFLOW_DATABASE_URL` names one.
+    """
+    demo_data = _flag("TICKETFLOW_DEMO_DATA", default=True)
+    postgres.start()
+    app_db_url = database_url_from_env() or postgres.ensure_database(APP_DATABASE, owner=APP_DATABASE_OWNER)
+    return LocalStack(local_dir(), Ports.from_env(), postgres, app_db_url, celery_workers=celery_workers,
+                      demo_data=demo_data, redis_url=os.environ.get("TICKETFLOW_REDIS_URL") or None)
 
 
 def run(celery_workers: int = 0) -> int:
@@ -438,24 +464,25 @@ def run(celery_workers: int = 0) -> int:
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, _raise_keyboard_interrupt)
     started = time.monotonic()
-    postgres = _local_postgres()
-    postgres.start()
-    app_db_url = database_url_from_env() or postgres.ensure_database(APP_DATABASE, owner=APP_DATABASE_OWNER)
-    stack = _local_stack(postgres, app_db_url, celery_workers)
+    postgres = local_postgres()
+    stack = None
     try:
+        stack = local_stack(postgres, celery_workers)
         stack.prepare()
         stack.start()
         dag_ids = {path.stem for path in (PROJECT_ROOT / "dags").glob("*.py") if not path.name.startswith("_")}
         stack.wait_for_dags(dag_ids)
         executor = stack.executor + (f" with {celery_workers} workers, broker {_redacted(stack.broker_url)}"
                                      if celery_workers else "")
+        database = _redacted(stack.app_db_url) + (
+            "" if database_url_from_env() else f"   (make psql; passwords in {postgres.passwords_file})")
         print(
             f"\nTicketflow is up after {time.monotonic() - started:.0f}s\n"
             f"  Airflow UI and REST API: {stack.api_url}   login: {ADMIN_USER} / {ADMIN_PASSWORD}"
             f" (read-only: {VIEWER_USER} / {VIEWER_PASSWORD})\n"
             f"  automation health:       {stack.api_url}/plugin/ticketflow-health\n"
             f"  executor:                {executor}\n"
-            f"  application database:    {_redacted(stack.app_db_url)}\n"
+            f"  application database:    {database}\n"
             f"  captured email (Maildir): {stack.mailbox}\n"
             f"  logs:                    {stack.logs}\n"
             "Press Ctrl-C to stop everything.",
@@ -471,8 +498,15 @@ def run(celery_workers: int = 0) -> int:
         print(f"\nTicketflow failed: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
-        stack.stop()
-        postgres.stop()
+        # A second Ctrl-C must not cut the cleanup short and leave processes behind.
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop, signal.SIG_IGN)
+        try:
+            if stack is not None:
+                stack.stop()
+        finally:
+            postgres.stop()
+        print("Ticketflow stopped.", flush=True)
 
 
 def _redacted(url: str) -> str:
@@ -486,7 +520,7 @@ def migrate_command() -> int:
     url = database_url_from_env()
     if url:
         return migrate_main([url])
-    postgres = _local_postgres()
+    postgres = local_postgres()
     started = postgres.start()
     try:
         return migrate_main([postgres.ensure_database(APP_DATABASE, owner=APP_DATABASE_OWNER)])
@@ -497,8 +531,10 @@ def migrate_command() -> int:
 
 def shell_command(celery_workers: int = 0) -> int:
     """`make shell`: a shell with the running stack's environment, for the `airflow` CLI."""
-    postgres = _local_postgres()
-    stack = _local_stack(postgres, database_url_from_env() or _app_database_url(postgres), celery_workers)
+    postgres = local_postgres()
+    stack = LocalStack(local_dir(), Ports.from_env(), postgres,
+                       database_url_from_env() or _app_database_url(postgres), celery_workers=celery_workers,
+                       redis_url=os.environ.get("TICKETFLOW_REDIS_URL") or None)
     shell = os.environ.get("SHELL", "bash")
     os.execvpe(shell, [shell], stack.airflow_env())
 
@@ -507,7 +543,7 @@ def psql_command() -> int:
     """`make psql`: psql on the application database (the external one when named, else the embedded one)."""
     url = database_url_from_env()
     if url is None:
-        postgres = _local_postgres()
+        postgres = local_postgres()
         if postgres.running_port() is None:
             print("make psql: the embedded PostgreSQL is not running; start it with make run", file=sys.stderr)
             return 1

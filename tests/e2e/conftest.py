@@ -1,26 +1,30 @@
-"""The real Airflow, started once per session exactly as `make run` starts it, on free ports."""
+"""The real Airflow: `make run` itself, started once per session on free ports; the Celery stack beside it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import subprocess
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote, urlsplit, urlunsplit
+from pathlib import Path
+from urllib.parse import quote
 
+import psutil
 import pytest
 import requests
 
-from devstack import free_port
-from devstack.postgres import EmbeddedPostgres
-from devstack.stack import LocalStack, Ports
-from ticketflow.migrate import migrate
+from devstack.postgres import EmbeddedPostgres, PostgresCommandError
+from devstack.stack import APP_DATABASE, APP_DATABASE_OWNER, LocalStack, Ports, local_postgres, local_stack
 from ticketflow.settings import PROJECT_ROOT
 
 TERMINAL = {"success", "failed"}
-CELERY_TEST_PG = PROJECT_ROOT / ".local" / "test-celery-pg"
 
 
 class AirflowApi:
@@ -95,21 +99,121 @@ class AirflowApi:
             time.sleep(2)
 
 
-E2E_DB_USER, E2E_DB_PASSWORD = "ticketflow_e2e", "e2e-database-password"
+class MakeRun:
+    """`make run` as a new user runs it, in a terminal of its own: free ports, a state directory of its own.
+
+    Ctrl-C in a terminal signals the whole foreground process group; `interrupt` does the same. What it
+    started is found by its state directory (`TICKETFLOW_LOCAL_DIR` in a process's environment, or the
+    directory on its command line: PostgreSQL leaves make's process tree when pg_ctl starts it).
+    """
+
+    BANNER_END = "Press Ctrl-C to stop everything."
+
+    def __init__(self, home: Path, ports: Ports, target: str = "run"):
+        self.home, self.ports, self.target = home, ports, target
+        self.output: list[str] = []
+        self.banner_at: float | None = None
+        env = {**os.environ, **ports.environment(), "TICKETFLOW_LOCAL_DIR": str(home), "TICKETFLOW_DEMO_DATA": "false"}
+        env.pop("TICKETFLOW_DATABASE_URL", None)  # its own embedded database, never one the tests were given
+        self.make = subprocess.Popen(["make", "--no-print-directory", target], cwd=PROJECT_ROOT, env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.make.stdout is not None
+        for line in self.make.stdout:
+            self.output.append(line)
+            if line.startswith(self.BANNER_END):
+                self.banner_at = time.monotonic()
+
+    def wait_for_banner(self, timeout: float = 300) -> str:
+        deadline = time.monotonic() + timeout
+        while self.banner_at is None:
+            if self.make.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"make {self.target} printed no banner:\n{''.join(self.output)[-5000:]}")
+            time.sleep(0.5)
+        return "".join(self.output)
+
+    def processes(self) -> list[psutil.Process]:
+        """Every process this `make run` started that is still there: make's descendants (setproctitle hides
+        the API server's environment), and whatever else names its state directory."""
+        found = []
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found = [psutil.Process(self.make.pid), *psutil.Process(self.make.pid).children(recursive=True)]
+        for process in psutil.process_iter():
+            if process in found:
+                continue
+            try:
+                if process.pid == self.make.pid or str(self.home) in " ".join(process.cmdline()) \
+                        or process.environ().get("TICKETFLOW_LOCAL_DIR") == str(self.home):
+                    found.append(process)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        return found
+
+    def listening(self) -> dict[int, set[str]]:
+        """The addresses each of its ports listens on."""
+        wanted = set(self.ports.environment().values())
+        found: dict[int, set[str]] = {}
+        for connection in psutil.net_connections(kind="inet"):
+            if connection.status == psutil.CONN_LISTEN and str(connection.laddr.port) in wanted:
+                found.setdefault(connection.laddr.port, set()).add(connection.laddr.ip)
+        return found
+
+    def interrupt(self) -> None:
+        """Ctrl-C: SIGINT to the terminal's foreground process group."""
+        os.killpg(self.make.pid, signal.SIGINT)
+
+    def kill(self) -> None:
+        """After a failed test: nothing may outlive the session."""
+        with contextlib.suppress(PostgresCommandError):
+            EmbeddedPostgres(self.home / "pg", self.ports.postgres).stop()
+        for process in self.processes():
+            with contextlib.suppress(psutil.Error):
+                process.kill()
 
 
-def _with_password(url: str) -> str:
-    """The stack connects as a user of its own, with a password the security tests know, so they can look
-    for that password in every log."""
-    if os.environ.get("TICKETFLOW_DATABASE_URL"):
-        return url  # a real server: its URL carries its own credentials
-    import psycopg
+@contextmanager
+def _state_directory(name: str) -> Iterator[Path]:
+    """A fresh state directory for a stack, under .local/ rather than pytest's temporary folder: pytest makes
+    that folder private again whenever a session starts, and PostgreSQL (as pgserver when root) must reach it."""
+    parent = PROJECT_ROOT / ".local"
+    parent.mkdir(exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
-    with psycopg.connect(url, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (E2E_DB_USER,)).fetchone() is None:
-            conn.execute(f"CREATE ROLE {E2E_DB_USER} LOGIN SUPERUSER PASSWORD '{E2E_DB_PASSWORD}'")
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=f"{E2E_DB_USER}:{E2E_DB_PASSWORD}@{parts.hostname}:{parts.port}"))
+
+@pytest.fixture(scope="session")
+def make_run() -> Iterator[MakeRun]:
+    """The session's Airflow: `make run` itself, started once. test_front_door.py stops it, last."""
+    with _state_directory("e2e-make-run") as home:
+        started = MakeRun(home, Ports.free())
+        try:
+            started.wait_for_banner()
+            yield started
+        finally:
+            if started.make.poll() is None or started.processes():
+                started.kill()
+
+
+@pytest.fixture(scope="session")
+def stack(make_run) -> LocalStack:
+    """A handle on the running `make run` stack: its URLs, database, mailbox, logs and CLI environment."""
+    postgres = EmbeddedPostgres(make_run.home / "pg", make_run.ports.postgres)
+    return LocalStack(make_run.home, make_run.ports, postgres, postgres.url(APP_DATABASE, APP_DATABASE_OWNER))
+
+
+def pytest_collection_modifyitems(items):
+    """The test that stops `make run` goes last, whatever the order of collection."""
+    items.sort(key=lambda item: item.get_closest_marker("stops_the_stack") is not None)
+
+
+@pytest.fixture
+def api(stack) -> AirflowApi:
+    return AirflowApi(stack)
 
 
 @contextmanager
@@ -124,43 +228,41 @@ def _running(local: LocalStack) -> Iterator[LocalStack]:
         local.stop()
 
 
-@pytest.fixture(scope="session")
-def stack(embedded_postgres, database_factory, tmp_path_factory):
-    app_db_url = database_factory()
-    migrate(app_db_url)
-    app_db_url = _with_password(app_db_url)
-    with _running(LocalStack(tmp_path_factory.mktemp("stack"), Ports.free(), embedded_postgres, app_db_url,
-                             airflow_db="airflow_e2e", fresh_airflow_db=True, demo_data=False)) as local:
-        yield local
-
-
-@pytest.fixture
-def api(stack) -> AirflowApi:
-    return AirflowApi(stack)
-
-
 @pytest.fixture(scope="module")
-def celery_stack(tmp_path_factory):
+def celery_stack():
     """The same platform on the CeleryExecutor: Redis and two Celery workers, as docker-compose.yaml runs it.
 
-    It has its own embedded PostgreSQL (its tests restart it) and is module-scoped: it runs only while
-    its tests do.
+    Built by `local_stack`, from the same settings `make run-celery` reads, in a state directory and on
+    ports of its own. Module-scoped: it runs only while its tests do, which stop and restart its parts.
     """
     redis_url = os.environ.get("TICKETFLOW_REDIS_URL") or None
     if not redis_url and not shutil.which("redis-server"):
         pytest.skip("redis-server not found: install Debian's redis-server package (make test does so when run as"
                     " root) or set TICKETFLOW_REDIS_URL")
-    home = tmp_path_factory.mktemp("celery-stack")
-    postgres = EmbeddedPostgres(CELERY_TEST_PG, free_port())  # not under pytest's private temporary folder
-    postgres.start()
-    app_db_url = postgres.ensure_database("ticketflow", fresh=True)
+    with _state_directory("e2e-celery") as home, _environment({
+            **Ports.free().environment(), "TICKETFLOW_LOCAL_DIR": str(home), "TICKETFLOW_DEMO_DATA": "false",
+            "TICKETFLOW_DATABASE_URL": ""}):
+        postgres = local_postgres()
+        try:
+            local = local_stack(postgres, celery_workers=2)
+            with _running(local):
+                yield local
+        finally:
+            postgres.stop()
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
-        migrate(app_db_url)
-        with _running(LocalStack(home, Ports.free(), postgres, app_db_url, fresh_airflow_db=True, demo_data=False,
-                                 celery_workers=2, redis_url=redis_url)) as local:
-            yield local
+        yield
     finally:
-        postgres.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture
