@@ -149,6 +149,8 @@ class LocalStack:
         self.celery_workers = celery_workers
         self.own_redis = celery_workers > 0 and not redis_url
         self.broker_url = redis_url or f"redis://127.0.0.1:{ports.redis}/0"
+        #: Airflow settings over config/airflow.env's, for this stack only (the tests shorten timeouts).
+        self.overrides: dict[str, str] = {}
         self._children: dict[str, subprocess.Popen] = {}
         self._commands: dict[str, tuple[list[str], dict[str, str]]] = {}
         self._log_offsets: dict[str, int] = {}
@@ -212,7 +214,7 @@ class LocalStack:
             env["AIRFLOW__CELERY__BROKER_URL"] = self.broker_url
             env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + self.postgres.url(self.airflow_db)
         env.pop("TICKETFLOW_DATABASE_URL", None)  # the DAGs read ticketing_db, nothing else
-        return env
+        return {**env, **self.overrides}
 
     def airflow(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         """Run one `airflow` CLI command against this stack."""

@@ -51,7 +51,8 @@ def _with_database(url: str, database: str) -> str:
 
 @pytest.fixture(scope="session")
 def embedded_postgres() -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(PROJECT_ROOT / ".local" / "test-pg", free_port())
+    # A second suite running at the same time (the one with the clock a year ahead) names a server of its own.
+    server = EmbeddedPostgres(PROJECT_ROOT / ".local" / os.environ.get("TICKETFLOW_TEST_PG", "test-pg"), free_port())
     started = server.start()
     yield server
     if started:

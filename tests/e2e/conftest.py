@@ -25,6 +25,10 @@ from devstack.stack import APP_DATABASE, APP_DATABASE_OWNER, LocalStack, Ports, 
 from ticketflow.settings import PROJECT_ROOT
 
 TERMINAL = {"success", "failed"}
+#: A killed worker's task is failed and retried after 30 s instead of production's 2 minutes (config/airflow.env):
+#: the fault tests wait for it, and the suite has minutes, not hours.
+CELERY_TEST_TIMEOUTS = {"AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+                        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5"}
 
 
 class AirflowApi:
@@ -245,6 +249,7 @@ def celery_stack():
         postgres = local_postgres()
         try:
             local = local_stack(postgres, celery_workers=2)
+            local.overrides = CELERY_TEST_TIMEOUTS
             with _running(local):
                 yield local
         finally:
