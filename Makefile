@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)
 
-# Debian packages: Chromium for the dashboard's browser test, Redis for the Celery stack.
+# Debian packages: Chromium for the browser tests, Redis for the Celery stack, faketime for the year-ahead run.
 # Installed when missing and we may (root with apt-get); otherwise the tests that need them skip and say why.
-SYSTEM_PACKAGES := chromium redis-server
+SYSTEM_PACKAGES := chromium redis-server faketime
 
 .PHONY: run run-celery test lint migrate shell psql bench venv clean system-packages
 
@@ -39,19 +39,36 @@ system-packages:
 
 # The Celery tests (their own PostgreSQL, Redis and workers; mostly waiting on timeouts) run beside the
 # rest of the suite in a second pytest process, so the whole suite takes the longer of the two, not the sum.
-# Lint and types first: they take seconds and catch what would crash at run time (an undefined name).
+# Lint and types: they catch what would crash at run time (an undefined name) before any test runs it.
+RUFF := $(BIN)/ruff check dags include plugins devstack tests bench
 lint: $(STAMP)
-	$(BIN)/ruff check dags include plugins devstack tests bench
+	$(RUFF)
 	$(BIN)/mypy
 
-test: lint system-packages
+# Three suites side by side, so the whole takes the longest of them: everything but the Celery tests; the
+# Celery tests (their own stack, mostly waiting on the faults they cause); and the unit, DAG and integration
+# tests again with the clock a year ahead (libfaketime moves Python's and PostgreSQL's clocks), which fails
+# any test that depends on the date it runs.
+# ruff first (a second); mypy (half a minute from a fresh clone) runs beside the suites.
+test: $(STAMP) system-packages
+	$(RUFF)
 	@mkdir -p .local; \
+	$(BIN)/mypy > .local/mypy.log 2>&1 & types=$$!; \
 	$(BIN)/python -m pytest -m celery -p no:cacheprovider > .local/celery-tests.log 2>&1 & celery=$$!; \
-	trap 'kill -TERM $$celery 2>/dev/null; wait $$celery; exit 130' INT TERM; \
+	if command -v faketime >/dev/null 2>&1; then \
+		TICKETFLOW_TEST_PG=test-pg-year-ahead faketime -f +365d $(BIN)/python -m pytest -p no:cacheprovider \
+			tests/unit tests/dags tests/integration > .local/year-ahead-tests.log 2>&1 & ahead=$$!; \
+	else echo "make: faketime missing (apt-get install faketime as root): the year-ahead run is skipped" \
+		> .local/year-ahead-tests.log; ahead=""; fi; \
+	trap 'kill -TERM $$types $$celery $$ahead 2>/dev/null; wait; exit 130' INT TERM; \
 	$(BIN)/python -m pytest -m "not celery"; status=$$?; \
-	wait $$celery; celery_status=$$?; \
+	wait $$types; types_status=$$?; wait $$celery; celery_status=$$?; \
+	ahead_status=0; if [ -n "$$ahead" ]; then wait $$ahead; ahead_status=$$?; fi; \
+	echo "== mypy (.local/mypy.log)"; cat .local/mypy.log; \
 	echo "== the Celery tests (.local/celery-tests.log)"; cat .local/celery-tests.log; \
-	exit $$(( status || celery_status ))
+	echo "== unit, DAG and integration tests with the clock a year ahead (.local/year-ahead-tests.log)"; \
+	tail -n 30 .local/year-ahead-tests.log; \
+	exit $$(( status || types_status || celery_status || ahead_status ))
 
 migrate: $(STAMP)
 	$(BIN)/python -m devstack.stack migrate
@@ -62,8 +79,15 @@ shell: $(STAMP)
 psql: $(STAMP)
 	$(BIN)/python -m devstack.stack psql
 
+# Every script in bench/ (or ONLY=<name>), each one's output kept in .local/bench/; then docs/benchmarks.md is
+# written from them, with the date and the machine.
 bench: $(STAMP)
-	@set -e; for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script; done
+	@mkdir -p .local/bench; status=0; \
+	for script in $(if $(ONLY),bench/$(ONLY).py,bench/[!_]*.py); do \
+		name=$$(basename $$script .py); echo "== $$script"; \
+		$(BIN)/python $$script > .local/bench/$$name.log 2>&1 || status=1; cat .local/bench/$$name.log; \
+	done; \
+	$(BIN)/python bench/_report.py .local/bench; exit $$status
 
 clean:
 	rm -rf .local
