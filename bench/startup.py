@@ -60,7 +60,12 @@ def _start(clone: Path, ports: Ports) -> dict[str, float]:
             make.wait()
 
 
+def _stop_like_ctrl_c(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)  # a stopped benchmark stops the stack it started too
     with tempfile.TemporaryDirectory(prefix="ticketflow-startup-") as scratch:
         clone = Path(scratch) / "ticketflow"
         subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(PROJECT_ROOT), str(clone)], check=True)

@@ -87,18 +87,19 @@ class AirflowApi:
         return self.get(f"dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}"
                         "/xcomEntries/return_value")["value"]
 
-    def wait_for_quiet_window(self, dag_id: str, seconds: float, every_minutes: int = 5) -> None:
-        """Wait until no run of `dag_id` is active and its next cron tick is `seconds` away.
+    def wait_for_quiet_window(self, dag_id: str, seconds: float) -> None:
+        """Wait until no run of `dag_id` is active and its next scheduled run is `seconds` away or more.
 
-        The stack runs the DAGs on their schedule, as `make run` does; a test that
-        counts what one run changed must not race a scheduled run.
+        The stack runs the DAGs on their schedule, as `make run` does; a test that counts what one run
+        changed must not race a scheduled run. The next run's time comes from Airflow itself, so this
+        holds whatever the schedule.
         """
         while True:
             active = [r for r in self.runs(dag_id) if r["state"] in ("queued", "running")]
-            now = datetime.now(UTC)  # after the query, which a loaded API server may answer slowly
-            next_tick = now.replace(second=0, microsecond=0) + timedelta(
-                minutes=every_minutes - now.minute % every_minutes)
-            if not active and (next_tick - now).total_seconds() >= seconds:
+            next_run = self.get(f"dags/{dag_id}").get("next_dagrun_run_after")
+            now = datetime.now(UTC)  # after the queries, which a loaded API server may answer slowly
+            far_enough = next_run is None or datetime.fromisoformat(next_run) - now >= timedelta(seconds=seconds)
+            if not active and far_enough:
                 return
             time.sleep(2)
 
