@@ -43,6 +43,7 @@ SUBJECTS = {
     "reservation_new_admin": "🔔 New Reservation #{reservation_id} - Action Required",  # the seed's subject
     "event_reminder": "Reminder: {title} starts on {date} at {time}",
     "task_completed": "Ticket #{ticket_id} is done: {ticket_subject}",
+    "alert": "Ticketflow alert: {title} ({count})",
 }
 RETRY_BASE_SECONDS = 30
 #: Refusals of one message (its recipient, sender or content); the session stays usable.
@@ -129,8 +130,9 @@ def _environment(autoescape: bool) -> jinja2.Environment:
 
 def render(template: str, context: dict, timezone: str) -> tuple[str, str, str]:
     """Subject, plain text and HTML of one message; dates as dd/mm/YYYY and HH:MM in `timezone`."""
-    start = datetime.fromisoformat(context.get("start_time") or context["completed_at"]).astimezone(ZoneInfo(timezone))
-    values = {**context, "date": start.strftime("%d/%m/%Y"), "time": start.strftime("%H:%M")}
+    instant = context.get("start_time") or context.get("completed_at") or context["as_of"]
+    start = datetime.fromisoformat(instant).astimezone(ZoneInfo(timezone))
+    values = {**context, "date": start.strftime("%d/%m/%Y"), "time": start.strftime("%H:%M"), "timezone": timezone}
     subject = " ".join(SUBJECTS[template].format(**values).split())  # a line break in a title is no header break
     text = _environment(False).get_template(f"{template}.txt.j2").render(subject=subject, **values)
     html = _environment(True).get_template(f"{template}.html.j2").render(subject=subject, **values)
