@@ -15,6 +15,7 @@ from ticketflow.alerts import AlertSettings, check_alert_conditions, open_condit
 from ticketflow.audit import AuditedRun, RunWindow
 from ticketflow.dagkit import record_failure
 from ticketflow.outbox import SmtpUnavailable, send_due_messages, send_queued_email, smtp_sender
+from ticketflow.web import dashboard
 
 T0 = datetime(2026, 7, 14, 13, 2, tzinfo=UTC)  # in the 13:00 period; 09:02 in Toronto
 CONFIG = AlertSettings(recipients=["ops@example.com", "oncall@example.com"], period=timedelta(minutes=60),
@@ -310,6 +311,30 @@ def test_the_failure_notifier_records_each_failed_try_once_and_closes_the_audit_
     [(count, lines)] = raised(db).values()
     assert count == 2 and lines[1] == (
         "event_lifecycle: run manual__x, task send[3] failed (try 1): no error given (killed, or timed out)")
+
+
+def test_the_dashboard_shows_the_open_conditions_a_user_may_read(db, monkeypatch):
+    fail_task(db, T0 - timedelta(minutes=12))
+    fail_task(db, T0 - timedelta(minutes=11), dag_id="recurring_tickets", run_id="scheduled__r", task_id="plan")
+    failed_tdx_action(db, 5001, T0 - timedelta(minutes=40))
+    dead_email(db, "a@refused.example", T0 - timedelta(hours=1))
+    check(db, T0 - timedelta(minutes=1))
+
+    everything = dashboard.render(db, ALL_DAGS, T0)
+    for name in ("dag_run_failed", "tdx_actions_failed", "emails_dead"):
+        assert f'data-alert="{name}"' in everything
+    assert "last alerted 2026-07-14 13:01 UTC" in everything
+
+    tdx_only = dashboard.render(db, {"tdx_ticket_queue", "event_lifecycle"}, T0)
+    assert 'data-alert="tdx_actions_failed"' in tdx_only and 'data-alert="emails_dead"' not in tdx_only
+    assert "run manual__1" in tdx_only and "scheduled__r" not in tdx_only  # failures of DAGs it may read only
+    [failed] = [c for c in open_conditions(db, T0, {"event_lifecycle"}, CONFIG) if c.condition.name == "dag_run_failed"]
+    assert failed.count == 1
+
+    assert 'data-alert="none"' in dashboard.render(db, set(), T0)
+    monkeypatch.setenv("TICKETFLOW_ALERT_PERIOD_MINUTES", "nan")
+    page = dashboard.render(db, ALL_DAGS, T0)
+    assert "TICKETFLOW_ALERT_PERIOD_MINUTES must be a positive number, got &#39;nan&#39;" in page
 
 
 def test_a_failed_run_stays_on_the_dashboard_for_a_day(db):
