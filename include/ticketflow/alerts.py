@@ -29,12 +29,14 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.rows import dict_row
 
 from ticketflow import queries, settings
 from ticketflow.audit import AuditedRun, RunWindow
+from ticketflow.db import one
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +173,7 @@ def check_condition(conn: psycopg.Connection, condition: Condition, window: RunW
     params = {**_params(condition, window.due_at, config), "run_id": window.run_id, "title": condition.title,
               "period_start": period_start(window.due_at, config.period)}
     query = queries.load(condition.query).strip().rstrip(";")
-    open_count = conn.execute(_SYNC.format(query=query), params).fetchone()[0]  # type: ignore[index]
+    open_count = one(conn.execute(_SYNC.format(query=query), params))[0]
     listed = sorted(conn.execute(_RAISE, params).fetchall(), key=lambda row: (row[1], row[2]))
     if not listed:
         return open_count, None
@@ -235,9 +237,19 @@ def webhook_poster(conn_id: str = settings.ALERTS_WEBHOOK_CONN_ID) -> Poster | N
         try:
             hook.run(endpoint=None, json=payload, extra_options={"timeout": (5, 15)})
         except (requests.RequestException, AirflowException, ValueError) as exc:
-            raise WebhookError(f"{type(exc).__name__}: {exc}") from exc
+            raise WebhookError(_without_url_secret(f"{type(exc).__name__}: {exc}", hook.base_url)) from None
 
     return post
+
+
+def _without_url_secret(text: str, url: str) -> str:
+    """A webhook's path is its secret (Slack's `/services/T../B../X..`): requests' errors name the URL, and
+    this text is stored, logged and shown on the dashboard."""
+    parts = urlsplit(url)
+    for secret in (url, parts.path + (f"?{parts.query}" if parts.query else ""), parts.path):
+        if len(secret) > 1:
+            text = text.replace(secret, "/***")
+    return text
 
 
 _UNPOSTED = """

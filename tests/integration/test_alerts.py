@@ -254,6 +254,16 @@ def test_the_webhook_gets_one_slack_post_per_alert_and_one_that_was_down_is_post
                       ).fetchone()[0]
 
 
+def test_a_webhook_that_cannot_be_reached_is_recorded_without_its_secret_path(db, webhook):
+    post = alerts.webhook_poster()
+    webhook.stop()
+    ticket(db, "VPN down", T0 - timedelta(hours=2))
+    check(db, T0, post=post)
+    [(error,)] = db.execute("SELECT webhook_error FROM alerts").fetchall()
+    assert error.startswith("ConnectionError: ") and "/***" in error
+    assert "services/local/alerts" not in error  # a Slack webhook's path is its secret
+
+
 def test_without_the_webhook_connection_nothing_is_posted(monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_ALERTS_WEBHOOK", raising=False)
     assert alerts.webhook_poster() is None
