@@ -98,7 +98,9 @@ class AlertSettings:
 
 def period_start(due_at: datetime, period: timedelta) -> datetime:
     """The period `due_at` falls in, counted from the Unix epoch (with 60 minutes: the hour)."""
-    return _EPOCH + (due_at - _EPOCH) // period * period
+    elapsed = due_at - _EPOCH
+    elapsed = timedelta(elapsed.days, elapsed.seconds, elapsed.microseconds)  # Airflow's pendulum Duration: plain
+    return _EPOCH + elapsed // period * period
 
 
 def _params(condition: Condition, due_at: datetime, config: AlertSettings) -> dict:
