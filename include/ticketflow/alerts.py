@@ -108,6 +108,9 @@ def _params(condition: Condition, due_at: datetime, config: AlertSettings) -> di
             "waiting_seconds": config.waiting.total_seconds(), "stalled_seconds": config.stalled.total_seconds()}
 
 
+# The open things as of the instant: the new ones added, the ones no longer open removed (but only those seen
+# up to the instant: an old run cleared later must not forget what later runs saw), failed tries kept until
+# listed. Data-modifying CTEs run whether or not the SELECT reads them.
 _SYNC = """
 WITH open AS (
 {query}
@@ -117,15 +120,13 @@ gone AS (
     WHERE i.condition = %(condition)s AND i.observed_at <= %(due_at)s
       AND (i.alert_id IS NOT NULL OR NOT %(recorded)s)
       AND NOT EXISTS (SELECT 1 FROM open o WHERE o.item_key = i.item_key)
-    RETURNING 1
 ),
 added AS (
     INSERT INTO alert_items (condition, item_key, dag_id, since, line, observed_at)
     SELECT %(condition)s, o.item_key, o.dag_id, o.since, o.line, %(due_at)s FROM open o
     ON CONFLICT (condition, item_key) DO NOTHING
-    RETURNING 1
 )
-SELECT (SELECT count(*) FROM open), (SELECT count(*) FROM added), (SELECT count(*) FROM gone)
+SELECT count(*) FROM open
 """
 
 # One statement: the alert and the items it lists see the same rows, whatever the failure notifier adds meanwhile.
