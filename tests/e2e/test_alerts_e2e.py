@@ -33,7 +33,7 @@ def test_a_failed_run_is_mailed_posted_and_shown_by_the_next_alerts_run(stack, a
     # A manual run for an instant after it was triggered fails at once, without retries, when that instant
     # comes (Ticketflow does not act on the future): the cheapest real failure. event_archive runs daily, so no
     # scheduled run of it holds the one active-run slot meanwhile.
-    soon = (datetime.now(UTC) + timedelta(seconds=10)).isoformat()
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
     failed = api.trigger("event_archive", logical_date=soon)["dag_run_id"]
     assert api.wait_for_run("event_archive", failed)["state"] == "failed"
     [(line,)] = eventually(lambda: alerts_db.execute(
