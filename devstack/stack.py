@@ -69,6 +69,7 @@ class Ports:
     trigger_logs: int = 8794
     scheduler_health: int = 8974
     redis: int = 6390
+    webhook: int = 8093
 
     @classmethod
     def free(cls) -> Ports:
@@ -114,8 +115,8 @@ def shared_airflow_settings() -> dict[str, str]:
 
 
 def connections(ports: Ports, app_db_url: str) -> dict[str, str]:
-    """The connections of the local stack (ticketing_db, tts_api, tdx_api, smtp_default), as Airflow reads them
-    from the environment."""
+    """The connections of the local stack (ticketing_db, tts_api, tdx_api, smtp_default, alerts_webhook), as
+    Airflow reads them from the environment."""
     return {
         "AIRFLOW_CONN_TICKETING_DB": app_db_url,
         "AIRFLOW_CONN_TTS_API": json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{ports.tts}"}),
@@ -128,6 +129,9 @@ def connections(ports: Ports, app_db_url: str) -> dict[str, str]:
             "conn_type": "smtp", "host": "127.0.0.1", "port": ports.smtp, "login": SMTP_USER, "password": SMTP_PASSWORD,
             "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "ticketflow@localhost"},
         }),
+        # The whole webhook URL is the host, as for a Slack incoming webhook.
+        "AIRFLOW_CONN_ALERTS_WEBHOOK": json.dumps({
+            "conn_type": "http", "host": f"http://127.0.0.1:{ports.webhook}/services/local/alerts"}),
     }
 
 
@@ -145,6 +149,7 @@ class LocalStack:
         self.demo_data = demo_data
         self.logs = self.home / "logs"
         self.mailbox = self.home / "mailbox"
+        self.webhook_log = self.home / "webhook-posts.jsonl"
         self.airflow_home = self.home / "airflow"
         self.celery_workers = celery_workers
         self.own_redis = celery_workers > 0 and not redis_url
@@ -252,7 +257,9 @@ class LocalStack:
         self._spawn("standins", [sys.executable, "-m", "devstack.standins",
                                  "--tts-port", str(self.ports.tts), "--tdx-port", str(self.ports.tdx),
                                  "--smtp-port", str(self.ports.smtp), "--mailbox", str(self.mailbox),
-                                 "--tdx-beid", TDX_BEID, "--tdx-key", TDX_WEB_SERVICES_KEY], env)
+                                 "--tdx-beid", TDX_BEID, "--tdx-key", TDX_WEB_SERVICES_KEY,
+                                 "--webhook-port", str(self.ports.webhook), "--webhook-log", str(self.webhook_log)],
+                    env)
         # Task logs on loopback only (Airflow's own log servers listen on every interface: they are skipped).
         self._spawn("logserver", [sys.executable, "-m", "devstack.logserver", "--port", str(self.ports.worker_logs),
                                   "--port", str(self.ports.trigger_logs)], env)
@@ -486,6 +493,7 @@ def run(celery_workers: int = 0) -> int:
             f"  executor:                {executor}\n"
             f"  application database:    {database}\n"
             f"  captured email (Maildir): {stack.mailbox}\n"
+            f"  alerts webhook posts:    {stack.webhook_log}\n"
             f"  logs:                    {stack.logs}\n"
             "Press Ctrl-C to stop everything.",
             flush=True,

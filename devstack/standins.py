@@ -1,10 +1,10 @@
-"""Local stand-ins for the services Ticketflow calls: TTS, the TeamDynamix Web API and SMTP.
+"""Local stand-ins for the services Ticketflow calls: TTS, the TeamDynamix Web API, SMTP and a chat webhook.
 
 Each is a real server on 127.0.0.1 speaking the real protocol, so the DAGs
 use the same hooks and connections as in production. Tests start them in
 process and read what they recorded; `make run` starts them as one process:
 
-    python -m devstack.standins --tts-port P --tdx-port P --smtp-port P --mailbox DIR
+    python -m devstack.standins --tts-port P --tdx-port P --smtp-port P --mailbox DIR --webhook-port P
 """
 
 from __future__ import annotations
@@ -148,6 +148,41 @@ class TtsStandIn(StandIn):
             return HTTPStatus.BAD_REQUEST, {"detail": "role_name is required"}, {}
         return HTTPStatus.OK, self.roles.get(role, []), {}
 
+
+class WebhookStandIn(StandIn):
+    """A chat webhook as Slack's incoming webhooks answer: a JSON body with a `text` string gets `200 ok`,
+    anything else `400 invalid_payload`. `failures_left` makes the next posts answer 503; with `log_file`,
+    each accepted body is appended to it as a JSON line (what `make run`'s stand-in received)."""
+
+    def __init__(self, port: int = 0, log_file: Path | None = None):
+        super().__init__(port)
+        self.failures_left = 0
+        self.log_file = log_file
+
+    def posts(self) -> list[dict]:
+        """The bodies it accepted, in order."""
+        with self.lock:
+            return [c.body for c in self.calls if c.status == HTTPStatus.OK and isinstance(c.body, dict)]
+
+    def handle(self, call, headers):
+        if call.method != "POST":
+            return HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", {}
+        with self.lock:
+            if self.failures_left > 0:
+                self.failures_left -= 1
+                return HTTPStatus.SERVICE_UNAVAILABLE, "service_unavailable", {}
+        if not isinstance(call.body, dict) or not isinstance(call.body.get("text"), str):
+            return HTTPStatus.BAD_REQUEST, "invalid_payload", {}
+        if self.log_file is not None:
+            with self.lock, open(self.log_file, "a") as log:
+                log.write(json.dumps(call.body) + "\n")
+        return HTTPStatus.OK, "ok", {}
+
+
+def webhook_posts(log_file: Path) -> list[dict]:
+    """What a webhook stand-in with `log_file` accepted, in order."""
+    path = Path(log_file)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 @dataclass
 class TdxData:
@@ -487,17 +522,20 @@ def main() -> None:
     parser.add_argument("--mailbox", type=Path, required=True)
     parser.add_argument("--tdx-beid", required=True)
     parser.add_argument("--tdx-key", required=True)
+    parser.add_argument("--webhook-port", type=int, required=True)
+    parser.add_argument("--webhook-log", type=Path, required=True)
     args = parser.parse_args()
     services = [
         TtsStandIn(DEMO_ROLES, port=args.tts_port).start(),
         TdxStandIn(args.tdx_beid, args.tdx_key, demo_tdx_data(), port=args.tdx_port).start(),
         SmtpStandIn(args.mailbox, port=args.smtp_port).start(),
+        WebhookStandIn(args.webhook_port, args.webhook_log).start(),
     ]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    print(f"stand-ins: TTS :{args.tts_port}, TDX :{args.tdx_port}, SMTP :{args.smtp_port} -> {args.mailbox}",
-          flush=True)
+    print(f"stand-ins: TTS :{args.tts_port}, TDX :{args.tdx_port}, SMTP :{args.smtp_port} -> {args.mailbox},"
+          f" webhook :{args.webhook_port} -> {args.webhook_log}", flush=True)
     stop.wait()
     for service in services:
         service.stop()

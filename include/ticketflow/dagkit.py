@@ -1,6 +1,7 @@
 """What every Ticketflow DAG shares: default arguments, the run's window, the audited task body.
 
-Kept free of Airflow imports at module level so DAG files parse fast and the
+Kept free of Airflow imports at module level (but for the notifier's base
+class, which `airflow.sdk` has loaded already) so DAG files parse fast and the
 library stays testable without a running Airflow.
 """
 
@@ -13,15 +14,13 @@ from typing import Any, cast
 
 import psycopg
 
-from ticketflow.audit import AuditedRun, RunOutcome, RunWindow, mark_failed, run_audited
+from ticketflow.audit import AuditedRun, RunOutcome, RunWindow, run_audited
+from ticketflow.notifier import FailedTaskNotifier
 from ticketflow.settings import TICKETING_DB_CONN_ID
 
-
-def record_failure(context: Mapping[str, Any]) -> None:
-    """on_failure_callback: close the run's audit row when the task died without closing it."""
-    dag_run = context["dag_run"]
-    with closing(app_connection()) as conn:
-        mark_failed(conn, dag_run.dag_id, dag_run.run_id, f"task failed: {context.get('exception')!r}")
+#: on_failure_callback of every task: closes the run's audit row if the task died without closing it, and
+#: records the failure for the `alerts` DAG.
+record_failure = FailedTaskNotifier()
 
 
 #: Retries back off exponentially: a database restart or a flaky service

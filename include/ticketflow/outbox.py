@@ -16,6 +16,7 @@ read from PostgreSQL's clock_timestamp(), not from a DAG run's interval.
 
 from __future__ import annotations
 
+import logging
 import smtplib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,6 +34,8 @@ import psycopg
 from ticketflow.audit import AuditedRun
 from ticketflow.db import one
 
+log = logging.getLogger(__name__)
+
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 SUBJECTS = {
     "reservation_confirmed": "Your Reservation is Confirmed!",
@@ -40,6 +43,7 @@ SUBJECTS = {
     "reservation_new_admin": "🔔 New Reservation #{reservation_id} - Action Required",  # the seed's subject
     "event_reminder": "Reminder: {title} starts on {date} at {time}",
     "task_completed": "Ticket #{ticket_id} is done: {ticket_subject}",
+    "alert": "Ticketflow alert: {title} ({count})",
 }
 RETRY_BASE_SECONDS = 30
 #: Refusals of one message (its recipient, sender or content); the session stays usable.
@@ -126,8 +130,9 @@ def _environment(autoescape: bool) -> jinja2.Environment:
 
 def render(template: str, context: dict, timezone: str) -> tuple[str, str, str]:
     """Subject, plain text and HTML of one message; dates as dd/mm/YYYY and HH:MM in `timezone`."""
-    start = datetime.fromisoformat(context.get("start_time") or context["completed_at"]).astimezone(ZoneInfo(timezone))
-    values = {**context, "date": start.strftime("%d/%m/%Y"), "time": start.strftime("%H:%M")}
+    instant = context.get("start_time") or context.get("completed_at") or context["as_of"]
+    start = datetime.fromisoformat(instant).astimezone(ZoneInfo(timezone))
+    values = {**context, "date": start.strftime("%d/%m/%Y"), "time": start.strftime("%H:%M"), "timezone": timezone}
     subject = " ".join(SUBJECTS[template].format(**values).split())  # a line break in a title is no header break
     text = _environment(False).get_template(f"{template}.txt.j2").render(subject=subject, **values)
     html = _environment(True).get_template(f"{template}.html.j2").render(subject=subject, **values)
@@ -174,21 +179,27 @@ def send_due_messages(run: AuditedRun, send: Callable[[EmailMessage], None], *, 
                 return
             message_id, message_key, template, recipient, context, attempts, attempted_at = claimed
             outcome.processed = 1
+            shown = admin_email if recipient is None else recipient  # who the log line names
             try:
                 message = build_message(template, context, _address(recipient, admin_email), sender, timezone,
                                         message_key, attempted_at)
                 send(message)
-            except SmtpUnavailable:
+            except SmtpUnavailable as exc:
+                log.error("Failed to send email to %s: %s", shown, exc)
                 raise  # rolls this unit back: the message stays queued, uncharged
             except Exception as exc:  # a failure of this message: recorded on it; the batch goes on
-                status = one(conn.execute(_FAILED, {"error": f"{type(exc).__name__}: {exc}"[:2000],
+                reason = f"{type(exc).__name__}: {exc}"
+                status = one(conn.execute(_FAILED, {"error": reason[:2000],
                                                     "id": message_id, "max_attempts": max_attempts,
                                                     "base": RETRY_BASE_SECONDS, "cap": RETRY_MAX_SECONDS}))[0]
                 outcome.details = {"failed": 1, "dead": int(status == "dead")}
+                log.error("Failed to send email to %s: %s%s", shown, reason,
+                          " (dead: no attempt left)" if status == "dead" else "")
             else:
                 conn.execute(_SENT, (message["Message-ID"], message_id))
                 outcome.changed = 1
                 outcome.details = {"sent": 1}
+                log.info("Email sent to %s", shown)
 
 
 def send_queued_email(run: AuditedRun) -> None:

@@ -6,6 +6,7 @@ docker compose configure the same code the same way.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -53,8 +54,8 @@ def _positive_number(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {raw!r}")
+    if not math.isfinite(value) or value <= 0:  # float() takes "nan" and "inf": neither is a duration
+        raise ValueError(f"{name} must be a positive number, got {raw!r}")
     return value
 
 
@@ -74,6 +75,39 @@ def event_archive_days() -> float:
 def admin_email() -> str:
     """Where "New Reservation" messages go."""
     return os.environ.get("TICKETFLOW_ADMIN_EMAIL", "admin@localhost")
+
+
+def alert_emails() -> list[str]:
+    """Who is mailed alerts: `TICKETFLOW_ALERT_EMAILS` (comma-separated), else the admin address."""
+    raw = os.environ.get("TICKETFLOW_ALERT_EMAILS", "").strip()
+    if not raw:
+        return [admin_email()]
+    addresses = [address.strip() for address in raw.split(",")]
+    for address in addresses:
+        local, at, domain = address.partition("@")
+        if not (local and at and domain) or any(c.isspace() or c in "<>\"" for c in address):
+            raise ValueError(f"TICKETFLOW_ALERT_EMAILS must be email addresses separated by commas,"
+                             f" got {address!r} in {raw!r}")
+    return list(dict.fromkeys(addresses))
+
+
+def alert_period_minutes() -> float:
+    """At most one alert per condition in each period of this length (epoch-aligned: hours by default)."""
+    return _positive_number("TICKETFLOW_ALERT_PERIOD_MINUTES", 60)
+
+
+def alert_unallocated_minutes() -> float:
+    """A ticket still without a task this long after it was created is an alert."""
+    return _positive_number("TICKETFLOW_ALERT_UNALLOCATED_MINUTES", 60)
+
+
+def alert_outbox_stalled_minutes() -> float:
+    """Queued email this long past its send time means the outbox is not sending (SMTP down, sender stopped)."""
+    return _positive_number("TICKETFLOW_ALERT_OUTBOX_STALLED_MINUTES", 15)
+
+
+#: Airflow connection id of the optional alerts webhook (an http connection; a published name).
+ALERTS_WEBHOOK_CONN_ID = "alerts_webhook"
 
 
 def outbox_max_attempts() -> int:

@@ -73,7 +73,7 @@ def test_make_run_listens_on_loopback_only_and_needs_passwords(make_run, stack):
     listening = make_run.listening()
     expected = {make_run.ports.api, make_run.ports.postgres, make_run.ports.tts, make_run.ports.tdx,
                 make_run.ports.smtp, make_run.ports.worker_logs, make_run.ports.trigger_logs,
-                make_run.ports.scheduler_health}
+                make_run.ports.scheduler_health, make_run.ports.webhook}
     assert set(listening) == expected
     assert {port: addresses for port, addresses in listening.items() if addresses != {"127.0.0.1"}} == {}
     with pytest.raises(psycopg.OperationalError, match="password"):

@@ -255,3 +255,20 @@ def test_a_hostile_ticket_is_stored_literally_and_its_completion_email_escapes_i
     text, html = parts(message)
     assert subject in text and "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "&#39;; DROP TABLE tickets;-- &amp; more" in html
+
+
+def test_each_message_logs_that_it_was_sent_or_why_not_once_as_the_seed_did(db, smtp, caplog):
+    caplog.set_level("INFO", logger="ticketflow.outbox")
+    for name, email in (("ana", "ana@example.com"), ("bob", "bob@refused.example")):
+        db.execute("UPDATE reservations SET status = 'confirmed' WHERE id = %s",
+                   (reserve(db, customer(db, name, email=email)),))
+    send(db, max_attempts=1)
+    lines = sorted((r.levelname, r.getMessage()) for r in caplog.records if r.name == "ticketflow.outbox")
+    assert lines[:3] == [("ERROR", "Failed to send email to bob@refused.example: SMTPRecipientsRefused:"
+                                   " {'bob@refused.example': (550, b'5.1.1 mailbox unavailable')} (dead: no attempt"
+                                   " left)"),
+                         ("INFO", "Email sent to ana@example.com"), ("INFO", "Email sent to desk@example.com")]
+    assert lines[3:] == [("INFO", "Email sent to desk@example.com")]  # the two "New Reservation" messages
+    caplog.clear()
+    assert send(db, "notifications__2").processed == 0
+    assert [r for r in caplog.records if r.name == "ticketflow.outbox"] == []

@@ -10,6 +10,7 @@ import jinja2
 import psycopg
 from markupsafe import Markup
 
+from ticketflow import alerts
 from ticketflow.web.charts import Series, bar_chart
 from ticketflow.web.health import health_report
 
@@ -60,4 +61,16 @@ def render(conn: psycopg.Connection, readable_dag_ids: set[str], now: datetime, 
         }
         for automation in report.automations if automation.runs
     }
-    return _template().render(report=report, charts=charts, tiles=tiles, ui_root=ui_root, work_series=WORK_SERIES)
+    open_alerts, alert_settings_error = _open_alerts(conn, now, readable_dag_ids)
+    return _template().render(report=report, charts=charts, tiles=tiles, ui_root=ui_root, work_series=WORK_SERIES,
+                              open_alerts=open_alerts, alert_settings_error=alert_settings_error)
+
+
+def _open_alerts(conn: psycopg.Connection, now: datetime,
+                 readable_dag_ids: set[str]) -> tuple[list[alerts.OpenCondition], str | None]:
+    """The alert conditions open now; a bad alert setting is shown on the page instead of failing it."""
+    try:
+        config = alerts.AlertSettings.from_env()
+    except ValueError as exc:
+        return [], str(exc)
+    return alerts.open_conditions(conn, now, readable_dag_ids, config), None

@@ -21,6 +21,7 @@ AUTOMATIONS: dict[str, str] = {
     "reservation_lifecycle": "Reservation lifecycle",
     "event_lifecycle": "Event lifecycle",
     "event_archive": "Event archive",
+    "alerts": "Alerts",
 }
 RUNS_PER_CHART = 120
 
