@@ -177,7 +177,7 @@ def test_a_viewer_may_read_but_not_change(admin, viewer, task_world):
     before = _snapshot(task_world["conn"])
     assert viewer.get("/tasks").status_code == 200 and viewer.get("/tdx/actions/summary").status_code == 200
     for path, body in ((f"/tasks/{task_id}/complete_task", None), (f"/tasks/{task_id}/assign_user", {"userID": 8}),
-                       ("/tdx/actions/clear_failed", {})):
+                       ("/tdx/actions/clear_failed", {"all": True})):
         refused = viewer.post(path, body)
         assert refused.status_code == 403 and "may not change" in refused.json()["detail"], refused.text
     assert _snapshot(task_world["conn"]) == before
@@ -229,7 +229,11 @@ def test_tdx_action_log_recent_summary_per_ticket_and_clearing_failures(admin, s
         assert admin.post("/tdx/actions/clear_failed", {"ticket_id": 7001}).json() == {"cleared": 2}
         assert conn.execute("SELECT ticket_id, status FROM meta.daemon_action_log ORDER BY ticket_id").fetchall() == [
             (7001, "completed"), (7002, "failed")]
-        assert admin.post("/tdx/actions/clear_failed", {}).json() == {"cleared": 1}
+        for ambiguous in ({}, {"ticket_id": None}, {"ticket_id": 7002, "all": True}, {"all": False}):
+            refused = admin.post("/tdx/actions/clear_failed", ambiguous)
+            assert refused.status_code == 422 and "ticket_id" in refused.text and "all" in refused.text, ambiguous
+        assert conn.execute("SELECT count(*) FROM meta.daemon_action_log").fetchone()[0] == 2
+        assert admin.post("/tdx/actions/clear_failed", {"all": True}).json() == {"cleared": 1}
         assert conn.execute("SELECT count(*) FROM meta.daemon_action_log").fetchone()[0] == 1
 
 

@@ -51,7 +51,7 @@ def test_a_read_only_user_can_neither_trigger_nor_pause_nor_clear(stack, api):
         viewer.post(api.url("dags/event_lifecycle/dagRuns"), json={"logical_date": None}, timeout=30),
         viewer.patch(api.url("dags/event_lifecycle"), json={"is_paused": True}, timeout=30),
         viewer.post(api.url("dags/event_lifecycle/clearTaskInstances"), json={"dry_run": False}, timeout=30),
-        viewer.post(f"{stack.api_url}/ticketflow/tdx/actions/clear_failed", json={}, timeout=30),
+        viewer.post(f"{stack.api_url}/ticketflow/tdx/actions/clear_failed", json={"all": True}, timeout=30),
     ]
     assert [answer.status_code for answer in attempts] == [403, 403, 403, 403]
     assert manual_runs() == before

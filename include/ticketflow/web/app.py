@@ -173,7 +173,10 @@ def create_app(database: Database | None = None,
 
     @tdx_routes.post("/actions/clear_failed", response_model=schemas.TicketflowCleared, dependencies=[edit_tdx])
     def clear_failed(conn: Conn, body: Annotated[schemas.TicketflowClearFailed, Body()]):
-        """Forgets failed actions, of one ticket or all, so the next run of the queue tries them again."""
+        """Forgets failed actions, of one ticket (`ticket_id`) or of every ticket (`all: true`), so the next run
+        of the queue tries them again."""
+        if isinstance(body, schemas.TicketflowClearAll):
+            return {"cleared": tdx_log.clear_failed_actions(conn, all_tickets=True)}
         return {"cleared": tdx_log.clear_failed_actions(conn, body.ticket_id)}
 
     @app.get("/dashboard", response_class=HTMLResponse, tags=["Ticketflow dashboard"])

@@ -140,10 +140,19 @@ class TicketflowTdxSummary(BaseModel):
     summary: list[TicketflowTdxSummaryRow]
 
 
-class TicketflowClearFailed(_Body):
-    """Which failed actions to forget so the next run tries them again: one ticket's, or (no ticket) all."""
+class TicketflowClearTicket(_Body):
+    """Forget one TDX ticket's failed actions, so the next run tries them again."""
 
-    ticket_id: TdxTicketId | None = None
+    ticket_id: TdxTicketId
+
+
+class TicketflowClearAll(_Body):
+    """Forget every ticket's failed actions: said explicitly, never implied by a missing ticket_id."""
+
+    all: Literal[True]
+
+
+TicketflowClearFailed = TicketflowClearTicket | TicketflowClearAll
 
 
 class TicketflowCleared(BaseModel):
