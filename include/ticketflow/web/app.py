@@ -103,29 +103,29 @@ def create_app(database: Database | None = None,
         """The ticket's task now, with the same matching and round-robin as the DAG (409 when it has one)."""
         return tasks.create_task_for_ticket(conn, body.ticket_id, users_for_role, settings.max_assignments())
 
-    @task_routes.get("/{task_id}", response_model=schemas.TicketflowTask, responses=_errors(404))
+    @task_routes.get("/{task_id:digits}", response_model=schemas.TicketflowTask, responses=_errors(404))
     def get_task(conn: Conn, task_id: TaskId):
         return tasks.get_task(conn, task_id)
 
-    @task_routes.post("/{task_id}/assign_user", response_model=schemas.TicketflowTask,
+    @task_routes.post("/{task_id:digits}/assign_user", response_model=schemas.TicketflowTask,
                       dependencies=[edit_tasks], responses=_errors(404, 409))
     def assign_user(conn: Conn, task_id: TaskId, body: schemas.TicketflowAssignUser):
         return tasks.assign_user(conn, task_id, body.userID, role=body.role, username=body.username,
                                  email=body.email, status=body.status)
 
-    @task_routes.post("/{task_id}/update_user_status", response_model=schemas.TicketflowTask,
+    @task_routes.post("/{task_id:digits}/update_user_status", response_model=schemas.TicketflowTask,
                       dependencies=[edit_tasks], responses=_errors(404, 409))
     def update_user_status(conn: Conn, task_id: TaskId, body: schemas.TicketflowUserStatus):
         """One assigned user's status; a pending task goes in progress when a user does."""
         return tasks.update_user_status(conn, task_id, body.user_id, body.status)
 
-    @task_routes.post("/{task_id}/complete_task", response_model=schemas.TicketflowTask,
+    @task_routes.post("/{task_id:digits}/complete_task", response_model=schemas.TicketflowTask,
                       dependencies=[edit_tasks], responses=_errors(404, 409))
     def complete_task(conn: Conn, task_id: TaskId):
         """Completes the task; a workflow that ends with a notification emails the requester."""
         return tasks.complete_task(conn, task_id)
 
-    @task_routes.post("/{task_id}/move_to_next_step", response_model=schemas.TicketflowTask,
+    @task_routes.post("/{task_id:digits}/move_to_next_step", response_model=schemas.TicketflowTask,
                       dependencies=[edit_tasks], responses=_errors(404, 409, 502))
     def move_to_next_step(conn: Conn, task_id: TaskId):
         """The next step with the next users of its role; after the last step the task completes."""
@@ -147,7 +147,7 @@ def create_app(database: Database | None = None,
         """The events a customer attends, newest first; `include_completed=false` leaves out past ones."""
         return events.attendee_events(conn, customer_id, include_completed)
 
-    @event_routes.get("/{event_id}", response_model=schemas.TicketflowEvent, responses=_errors(404))
+    @event_routes.get("/{event_id:digits}", response_model=schemas.TicketflowEvent, responses=_errors(404))
     def get_event(conn: Conn, event_id: Annotated[int, Path(ge=1, le=schemas.ID_MAX)]):
         """Any event by id, completed ones included."""
         return events.get_event(conn, event_id)
@@ -165,7 +165,7 @@ def create_app(database: Database | None = None,
         """Actions by type and status."""
         return tdx_log.action_stats(conn)
 
-    @tdx_routes.get("/tickets/{ticket_id}/actions", response_model=list[schemas.TicketflowTdxAction],
+    @tdx_routes.get("/tickets/{ticket_id:digits}/actions", response_model=list[schemas.TicketflowTdxAction],
                     responses=_errors(404))
     def ticket_actions(conn: Conn, ticket_id: Annotated[int, Path(ge=1, le=schemas.INT4_MAX)]):
         """Every action recorded for one TDX ticket, newest first."""
