@@ -166,3 +166,17 @@ def test_intake_text_longer_than_its_column_is_refused_at_trigger_time(api, app_
                                    json={"logical_date": None, "conf": {**ticket, field: value}})
         assert refused.status_code == 400 and field in refused.json()["detail"], (field, refused.text[:300])
     assert app_db.execute("SELECT count(*) FROM tickets").fetchone()[0] == before
+
+
+def test_sql_and_html_in_text_fields_are_stored_and_returned_literally(stack, app_db, bearer):
+    task_id = make_task(stack, app_db, bearer)
+    hostile = {"username": "x'); DROP TABLE tasks;--", "email": "<script>alert(1)</script>@example.org",
+               "role": "' OR '1'='1"}
+    answer = bearer.post(f"{stack.api_url}/ticketflow/tasks/{task_id}/assign_user", json={"userID": 77, **hostile},
+                         timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert {key: answer.json()["users"][-1][key] for key in hostile} == hostile
+    assert app_db.execute("SELECT users -> -1 ->> 'username' FROM tasks WHERE task_id = %s",
+                          (task_id,)).fetchone()[0] == hostile["username"]
+    refused = bearer.get(f"{stack.api_url}/ticketflow/tasks", params={"status": "pending' OR 1=1--"}, timeout=30)
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["query", "status"]
