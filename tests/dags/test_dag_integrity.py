@@ -164,6 +164,7 @@ def test_intake_params_take_a_proper_ticket(dagbag):
 
 @pytest.mark.parametrize("dag_id, name, too_large, largest", [
     ("email_requeue", "message_ids", [2**63], [2**63 - 1]),           # bigint ids
+    ("email_requeue", "message_ids", list(range(1, 1002)), list(range(1, 1001))),  # a bounded list
     ("tdx_clear_failed_actions", "ticket_id", 2**31, 2**31 - 1),     # TDX's Int32 ids
     ("tdx_ticket_queue", "report_id", 2**31, 2**31 - 1),
 ])
