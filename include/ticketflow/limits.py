@@ -22,6 +22,8 @@ COLUMN_LENGTHS: dict[str, dict[str, int]] = {
     "email_outbox": {"recipient": 254},
 }
 
+#: A recurring template's subject leaves room for the " (YYYY-MM-DD)" each of its tickets adds to it.
+TEMPLATE_SUBJECT = COLUMN_LENGTHS["tickets"]["subject"] - len(" (2026-01-31)")
 #: A person's user name and email address wherever they are stored (Django's limits; RFC 5321's path).
 USERNAME = COLUMN_LENGTHS["customers"]["username"]
 EMAIL = COLUMN_LENGTHS["customers"]["email"]
