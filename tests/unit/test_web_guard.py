@@ -3,6 +3,7 @@
 The same guard runs on the real API server in tests/e2e/test_security_e2e.py; here every branch, in milliseconds.
 """
 
+import asyncio
 import json
 from typing import Annotated
 
@@ -11,7 +12,15 @@ from fastapi import Body, FastAPI, Query
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict
 
-from ticketflow.web.guard import MAX_BODY_BYTES, DigitsConvertor, RequestGuard, guard, json_safe, origin_of
+from ticketflow.web.guard import (
+    MAX_BODY_BYTES,
+    SESSION_COOKIE,
+    DigitsConvertor,
+    RequestGuard,
+    guard,
+    json_safe,
+    origin_of,
+)
 
 BASE_URL = "https://tickets.example.org/airflow"
 COOKIE = {"Cookie": "_token=a.jwt.from-the-ui"}
@@ -95,6 +104,12 @@ def test_a_change_takes_json_only(client, content_type):
     assert client.post("/items/7/close").status_code == 200  # no body, no type: nothing to refuse
 
 
+def test_the_cookie_checked_is_airflows():
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+
+    assert SESSION_COOKIE == COOKIE_NAME_JWT_TOKEN
+
+
 def test_a_body_over_the_limit_is_refused_whether_announced_or_streamed(client):
     document = json.dumps({"count": 1, "tags": ["x" * 1000] * (MAX_BODY_BYTES // 1000)}).encode()
     assert client.post("/items", content=document, headers={"Content-Type": "application/json"}).status_code == 413
@@ -117,6 +132,24 @@ def test_numbers_json_cannot_carry_are_a_422_naming_the_field(client, number, ki
         [error] = answer.json()["detail"]
         assert (error["type"], error["loc"]) == (kind, loc) and len(error["input"]) <= 60
     assert client.calls == []
+
+
+def test_an_absurd_content_length_is_a_413_not_an_int_conversion():
+    async def route(scope, receive, send):
+        raise AssertionError("the route must not run")
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "scheme": "http", "path": "/items",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", b"9" * 5000)]}
+    asyncio.run(RequestGuard(route)(scope, receive, send))
+    assert sent[0]["status"] == 413 and b"at most" in sent[1]["body"]
 
 
 def test_other_bad_bodies_are_left_to_the_app_which_refuses_them(client):

@@ -15,8 +15,8 @@ One pure ASGI middleware, so every route gets it, those added later too:
 - **Headers.** Every answer carries `X-Content-Type-Options: nosniff`, a
   Content-Security-Policy (framed by this origin only, no plugin or remote
   content, scripts only from here or inline with the request's nonce,
-  `request.state.csp_nonce`) and `X-Frame-Options: SAMEORIGIN` for browsers
-  without CSP.
+  `request.state.csp_nonce`), `X-Frame-Options: SAMEORIGIN` for browsers
+  without CSP, and `Referrer-Policy: same-origin`.
 
 Bearer-token requests skip the origin check: a browser never adds that header
 to a cross-site request on its own.
@@ -30,6 +30,7 @@ import secrets
 import sys
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from email.message import Message
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -101,8 +102,6 @@ def _has_bearer_token(headers: dict[str, str]) -> bool:
 
 
 def _has_session_cookie(headers: dict[str, str]) -> bool:
-    from http.cookies import CookieError, SimpleCookie
-
     cookies: SimpleCookie = SimpleCookie()
     try:
         cookies.load(headers.get("cookie", ""))
@@ -190,14 +189,14 @@ class RequestGuard:
 
     def _check_write(self, scope: Scope, headers: dict[str, str]) -> None:
         if not _has_bearer_token(headers) and _has_session_cookie(headers) and not self._same_origin(scope, headers):
-            raise _Refused(403, "a change authenticated by the UI's cookie must come from this server's own pages"
-                                " (Origin or Sec-Fetch-Site says it did not); scripts send an Authorization:"
-                                " Bearer token")
+            raise _Refused(403, "a change authenticated by the UI's cookie must come from this server's own pages,"
+                                " and neither Sec-Fetch-Site nor Origin shows it did; scripts send an"
+                                " Authorization: Bearer token")
         content_type = headers.get("content-type")
         if content_type is not None and not _is_json(content_type):
             raise _Refused(415, f"the body must be JSON (Content-Type: application/json), not {content_type[:100]}")
         length = headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+        if not length.isdigit() or len(length) > 12 or int(length) > MAX_BODY_BYTES:
             raise _Refused(413, f"the body must be at most {MAX_BODY_BYTES} bytes")
 
     async def _read_body(self, receive: Receive) -> tuple[bytes, list[MutableMapping[str, Any]]]:
