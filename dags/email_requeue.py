@@ -23,9 +23,10 @@ from ticketflow.dagkit import DAG_DEFAULTS, app_connection
     doc_md=__doc__,
     **DAG_DEFAULTS,
     params={
-        "message_ids": Param([], type="array",
+        "message_ids": Param([], type="array", maxItems=1000,
                              items={"type": "integer", "minimum": 1, "maximum": settings.ROW_MAX_ID},
-                             description="Ids of dead messages to re-queue; empty means every dead message."),
+                             description="Ids of dead messages to re-queue (at most 1,000); empty means every dead"
+                                         " message."),
     },
 )
 def email_requeue():

@@ -2,8 +2,10 @@
 ### Clear failed TDX actions
 
 Manual only. Actions that TDX refused are logged `failed` and not tried
-again. After fixing the cause, clear them (one ticket, or all) and the next
-`tdx_ticket_queue` run tries them again. The seed's
+again. After fixing the cause, clear them and the next `tdx_ticket_queue`
+run tries them again: one ticket's (`ticket_id`), or every ticket's
+(`all: true`, never implied by leaving `ticket_id` out: a run with neither
+or both fails at once and clears nothing). The seed's
 `tracker.clear_failed_actions(ticket_id)`.
 """
 
@@ -20,7 +22,9 @@ from ticketflow.tdx import runs
     tags=["ticketflow", "tdx"],
     doc_md=__doc__,
     params={"ticket_id": Param(None, type=["null", "integer"], minimum=1, maximum=settings.TDX_MAX_ID,
-                               description="Clear only this ticket's failed actions; empty clears all.")},
+                               description="The TDX ticket whose failed actions to clear."),
+            "all": Param(False, type="boolean",
+                         description="Clear the failed actions of every ticket instead (leave ticket_id empty).")},
     **DAG_DEFAULTS,
 )
 def tdx_clear_failed_actions():

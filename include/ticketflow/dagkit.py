@@ -23,6 +23,24 @@ from ticketflow.settings import TICKETING_DB_CONN_ID
 record_failure = FailedTaskNotifier()
 
 
+def refuse_undeclared_conf(context: Mapping[str, Any]) -> None:
+    """pre_execute of every task: a run whose conf has a key its DAG does not declare fails before it acts.
+
+    Airflow accepts any key at trigger time (an undeclared one becomes a Param of
+    its own and validates), so a misspelt or unsupported key (`batch_size`,
+    `due_at`) would be ignored while the run succeeds. Failing at once, without
+    retries, tells the operator the key did nothing.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    declared = {*context["dag"].params, *(context["task"].params or {})}
+    undeclared = sorted(set(context["dag_run"].conf or {}) - declared)
+    if undeclared:
+        raise AirflowFailException(
+            f"{context['dag'].dag_id} does not take the conf key(s) {', '.join(map(repr, undeclared))}; it takes "
+            + (", ".join(sorted(declared)) if declared else "no conf at all") + ". Nothing was done.")
+
+
 #: Retries back off exponentially: a database restart or a flaky service
 #: should cost one slow retry, not a failed run.
 DEFAULT_ARGS: dict[str, Any] = {
@@ -33,6 +51,7 @@ DEFAULT_ARGS: dict[str, Any] = {
     "max_retry_delay": timedelta(minutes=10),
     "execution_timeout": timedelta(minutes=30),
     "on_failure_callback": record_failure,
+    "pre_execute": refuse_undeclared_conf,
 }
 
 #: What every Ticketflow DAG declares alike; a DAG file adds its id, schedule, tags and doc.

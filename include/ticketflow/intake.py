@@ -7,6 +7,7 @@ import re
 import psycopg
 
 from ticketflow.db import one
+from ticketflow.limits import column_length
 
 PRIORITIES = ["low", "medium", "high", "urgent"]
 REQUIRED = ("subject", "department", "category")
@@ -15,10 +16,10 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _EMAIL = re.compile(EMAIL_PATTERN)
 _NOT_BLANK = r"\S"
 
-#: The JSON schema of each field, shared by the DAG's Params (the trigger form, REST validation).
-FIELD_SCHEMAS: dict[str, dict] = {
-    "subject": {"type": "string", "pattern": _NOT_BLANK, "maxLength": 500,
-                "description": "Short summary of the request."},
+#: The JSON schema of each field, shared by the DAG's Params (the trigger form, REST validation);
+#: text is bounded by its column (migration 0013).
+_SCHEMAS: dict[str, dict] = {
+    "subject": {"type": "string", "pattern": _NOT_BLANK, "description": "Short summary of the request."},
     "department": {"type": "string", "pattern": _NOT_BLANK,
                    "description": "Department the ticket belongs to (workflow matching)."},
     "category": {"type": "string", "pattern": _NOT_BLANK, "description": "Category (workflow matching)."},
@@ -30,6 +31,7 @@ FIELD_SCHEMAS: dict[str, dict] = {
                  "description": "low, medium, high or urgent."},
     "requester_email": {"type": ["null", "string"], "pattern": EMAIL_PATTERN, "description": "Who asked."},
 }
+FIELD_SCHEMAS = {name: {**schema, "maxLength": column_length("tickets", name)} for name, schema in _SCHEMAS.items()}
 
 
 class InvalidTicket(ValueError):
@@ -45,6 +47,10 @@ def validate(fields: dict) -> dict:
     for name, value in fields.items():
         if value is not None and not isinstance(value, str):
             problems.append(f"{name} must be text")
+        elif value is not None and len(value) > FIELD_SCHEMAS[name]["maxLength"]:
+            problems.append(f"{name} is longer than {FIELD_SCHEMAS[name]['maxLength']} characters")
+        elif value is not None and "\x00" in value:
+            problems.append(f"{name} contains a NUL character")
     if fields.get("priority") not in (None, *PRIORITIES):
         problems.append(f"priority must be one of {', '.join(PRIORITIES)}")
     email = fields.get("requester_email")

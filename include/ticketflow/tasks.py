@@ -12,6 +12,7 @@ from collections.abc import Callable
 import psycopg
 from psycopg.rows import dict_row
 
+from ticketflow import limits
 from ticketflow.assignment import NoTaskPossible, allocate_ticket, pick_users
 from ticketflow.db import one
 
@@ -136,6 +137,8 @@ def assign_user(conn: psycopg.Connection, task_id: int, user_id: int, role: str 
             raise TaskError(f"task {task_id} is {task_status}: no user can be assigned")
         if any(u["userID"] == user_id for u in users):
             raise TaskError(f"user {user_id} is already assigned to task {task_id}")
+        if len(users) >= limits.TASK_USERS:
+            raise TaskError(f"task {task_id} already has {len(users)} users, the most a task may have")
         added = _new_assignments(conn, [user_id], role, status, username=username, email=email)
         _save(conn, task_id, users=json.dumps([*users, *added]), status=_started(task_status, status))
     return get_task(conn, task_id)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from airflow.sdk.exceptions import ParamValidationError
+from airflow.sdk.exceptions import AirflowFailException, ParamValidationError
 
+from ticketflow.dagkit import refuse_undeclared_conf
 from ticketflow.settings import PROJECT_ROOT
 
 DAGS_DIR = PROJECT_ROOT / "dags"
@@ -63,6 +64,27 @@ def test_dag_follows_the_house_rules(dagbag, dag_id):
         assert task.owner == "ticketflow", task.task_id
         assert task.retries >= 1, task.task_id
         assert task.retry_exponential_backoff, task.task_id
+        hook = task.partial_kwargs.get("pre_execute") if hasattr(task, "partial_kwargs") else task._pre_execute_hook
+        assert hook is refuse_undeclared_conf, task.task_id
+
+
+#: Keys the outside probe passed and saw ignored, and a misspelling of a real Param.
+UNDECLARED = {"tdx_ticket_queue": "batch_size", "event_lifecycle": "due_at", "recurring_tickets": "due_at",
+              "ticket_intake": "subjet"}
+
+
+@pytest.mark.parametrize("dag_id", sorted(path.stem for path in DAGS_DIR.glob("*.py")))
+def test_every_task_refuses_a_conf_key_its_dag_does_not_declare_and_takes_those_it_does(dagbag, dag_id):
+    from types import SimpleNamespace
+
+    dag = dagbag.dags[dag_id]
+    key = UNDECLARED.get(dag_id, "batch_size")
+    for task in dag.tasks:
+        context = {"dag": dag, "task": task, "dag_run": SimpleNamespace(conf={key: 1, **dag.params.dump()})}
+        with pytest.raises(AirflowFailException, match=f"does not take the conf key\\(s\\) '{key}'"):
+            refuse_undeclared_conf(context)
+        refuse_undeclared_conf({**context, "dag_run": SimpleNamespace(conf=dag.params.dump())})
+        refuse_undeclared_conf({**context, "dag_run": SimpleNamespace(conf=None)})
 
 
 def _wall_clock_reads(path: Path) -> list[str]:
@@ -142,6 +164,7 @@ def test_intake_params_take_a_proper_ticket(dagbag):
 
 @pytest.mark.parametrize("dag_id, name, too_large, largest", [
     ("email_requeue", "message_ids", [2**63], [2**63 - 1]),           # bigint ids
+    ("email_requeue", "message_ids", list(range(1, 1002)), list(range(1, 1001))),  # a bounded list
     ("tdx_clear_failed_actions", "ticket_id", 2**31, 2**31 - 1),     # TDX's Int32 ids
     ("tdx_ticket_queue", "report_id", 2**31, 2**31 - 1),
 ])

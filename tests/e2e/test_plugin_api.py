@@ -177,7 +177,7 @@ def test_a_viewer_may_read_but_not_change(admin, viewer, task_world):
     before = _snapshot(task_world["conn"])
     assert viewer.get("/tasks").status_code == 200 and viewer.get("/tdx/actions/summary").status_code == 200
     for path, body in ((f"/tasks/{task_id}/complete_task", None), (f"/tasks/{task_id}/assign_user", {"userID": 8}),
-                       ("/tdx/actions/clear_failed", {})):
+                       ("/tdx/actions/clear_failed", {"all": True})):
         refused = viewer.post(path, body)
         assert refused.status_code == 403 and "may not change" in refused.json()["detail"], refused.text
     assert _snapshot(task_world["conn"]) == before
@@ -210,8 +210,13 @@ def test_events_listing_retrieval_and_my_events(admin, stack):
 
 
 def test_tdx_action_log_recent_summary_per_ticket_and_clearing_failures(admin, stack):
+    """Tickets 7001 and 7002 are this test's: the scheduled queue may log its own tickets meanwhile."""
+    def ours(conn):
+        return conn.execute("SELECT ticket_id, status FROM meta.daemon_action_log WHERE ticket_id IN (7001, 7002)"
+                            " ORDER BY ticket_id, status").fetchall()
+
     with psycopg.connect(stack.app_db_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE meta.daemon_action_log")
+        conn.execute("DELETE FROM meta.daemon_action_log WHERE ticket_id IN (7001, 7002) OR status = 'failed'")
         conn.execute("INSERT INTO meta.daemon_action_log (ticket_id, action_type, action_id, action_hash, status,"
                      " error_message) VALUES"
                      " (7001, 'comment', 'comment:aaaaaaaaaaaa:v1', 'a', 'failed', 'TDX said 500'),"
@@ -219,18 +224,22 @@ def test_tdx_action_log_recent_summary_per_ticket_and_clearing_failures(admin, s
                      " (7001, 'add_asset', 'add_asset:cccccccccccc:v1', 'c', 'completed', NULL),"
                      " (7002, 'comment', 'comment:aaaaaaaaaaaa:v1', 'a', 'failed', 'TDX said 500')")
 
-        recent = admin.get("/tdx/actions/recent").json()
-        assert len(recent) == 4 and {a["ticket_id"] for a in recent} == {7001, 7002}
+        recent = [a for a in admin.get("/tdx/actions/recent").json() if a["ticket_id"] in (7001, 7002)]
+        assert len(recent) == 4
         summary = admin.get("/tdx/actions/summary").json()
-        assert summary["total_actions"] == 4 and summary["by_status"] == {"failed": 3, "completed": 1}
-        assert summary["by_type"] == {"comment": 2, "assignment": 1, "add_asset": 1}
+        assert summary["total_actions"] >= 4 and summary["by_status"]["failed"] == 3
+        assert {row["action_type"]: row["actions"] for row in summary["summary"] if row["status"] == "failed"} == {
+            "comment": 2, "assignment": 1}
         assert len(admin.get("/tdx/tickets/7001/actions").json()) == 3
 
         assert admin.post("/tdx/actions/clear_failed", {"ticket_id": 7001}).json() == {"cleared": 2}
-        assert conn.execute("SELECT ticket_id, status FROM meta.daemon_action_log ORDER BY ticket_id").fetchall() == [
-            (7001, "completed"), (7002, "failed")]
-        assert admin.post("/tdx/actions/clear_failed", {}).json() == {"cleared": 1}
-        assert conn.execute("SELECT count(*) FROM meta.daemon_action_log").fetchone()[0] == 1
+        assert ours(conn) == [(7001, "completed"), (7002, "failed")]
+        for ambiguous in ({}, {"ticket_id": None}, {"ticket_id": 7002, "all": True}, {"all": False}):
+            refused = admin.post("/tdx/actions/clear_failed", ambiguous)
+            assert refused.status_code == 422 and "ticket_id" in refused.text and "all" in refused.text, ambiguous
+        assert ours(conn) == [(7001, "completed"), (7002, "failed")]
+        assert admin.post("/tdx/actions/clear_failed", {"all": True}).json() == {"cleared": 1}
+        assert ours(conn) == [(7001, "completed")]
 
 
 def test_the_dashboard_page_is_served_to_users_only(admin, stack):
@@ -245,7 +254,7 @@ def test_schemathesis_finds_no_server_error_in_the_plugins_part_of_the_openapi_d
     done = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "run", f"{stack.api_url}/openapi.json",
          "--include-path-regex", "^/ticketflow/", "-H", f"Authorization: Bearer {stack.token()}",
-         "--max-examples", "25", "--seed", "1", "--generation-database", "none", "--workers", "1"],
+         "--max-examples", "15", "--seed", "1", "--generation-database", "none", "--workers", "1"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "Tested: 16" in done.stdout

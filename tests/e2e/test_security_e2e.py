@@ -1,7 +1,9 @@
 """Security checks on the real Airflow: no data without a token, no change without the right, no secret leaked."""
 
+import base64
 import json
 import re
+import warnings
 from urllib.parse import quote, urlsplit
 
 import psycopg
@@ -39,6 +41,50 @@ def test_no_rest_plugin_or_ui_endpoint_answers_data_without_a_token(stack):
         assert "event_lifecycle" not in shell.text and "automation_runs" not in shell.text
 
 
+def _token_kinds(stack) -> dict[str, str | None]:
+    """No token, and four that must not pass: garbage, a real token's claims signed with another key, the same
+    unsigned (alg none), and one signed with the server's own key that expired an hour ago."""
+    import jwt
+    from jwt.warnings import InsecureKeyLengthWarning
+
+    real = stack.token()
+    header, claims = jwt.get_unverified_header(real), jwt.decode(real, options={"verify_signature": False})
+    secret = json.loads((stack.airflow_home / "secrets.json").read_text())["jwt_secret"]
+    expired = {**claims, "iat": claims["iat"] - 7200, "nbf": claims["nbf"] - 7200, "exp": claims["iat"] - 3600}
+    unsigned = ".".join(base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+                        for part in ({"alg": "none", "typ": "JWT"}, claims)) + "."
+    with warnings.catch_warnings():  # make run's JWT secret is 43 bytes, shorter than RFC 7518 asks for HS512
+        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+        expired_token = jwt.encode(expired, secret, algorithm=header["alg"], headers=header)
+    return {"none": None, "garbage": "not-a-jwt", "alg none": unsigned, "expired": expired_token,
+            "forged": jwt.encode(claims, "not-the-servers-secret-but-long-enough-for-hs512" * 2,
+                                 algorithm=header["alg"], headers=header)}
+
+
+def test_no_operation_answers_2xx_to_a_missing_forged_unsigned_or_expired_token(stack):
+    """Every operation of /openapi.json (Airflow's and Ticketflow's, reads and changes), the token in the header,
+    and for Ticketflow's in the UI's cookie too (from the server's own origin, so only authentication decides)."""
+    document = requests.get(f"{stack.api_url}/openapi.json", timeout=30).json()
+    operations = [(method, re.sub(r"\{[^}]+\}", "1", path)) for path, methods in document["paths"].items()
+                  if path not in PUBLIC and path != "/auth/token" for method in methods]
+    assert len(operations) > 100
+    answered = {}
+    with requests.Session() as session:
+        for kind, token in _token_kinds(stack).items():
+            carriers = [{"Authorization": f"Bearer {token}"} if token else {}]
+            if token:
+                carriers.append({"Cookie": f"_token={token}", "Origin": stack.api_url})
+            for headers in carriers:
+                for method, path in operations:
+                    if "Cookie" in headers and not path.startswith("/ticketflow/"):
+                        continue
+                    answer = session.request(method, stack.api_url + path, headers=headers, timeout=30,
+                                             allow_redirects=False, **({} if method == "get" else {"json": {}}))
+                    if answer.status_code < 400:
+                        answered[(kind, method, path, "Cookie" in headers)] = answer.status_code
+    assert answered == {}
+
+
 def test_a_read_only_user_can_neither_trigger_nor_pause_nor_clear(stack, api):
     viewer = requests.Session()
     viewer.headers["Authorization"] = f"Bearer {stack.token(VIEWER_USER, VIEWER_PASSWORD)}"
@@ -51,7 +97,7 @@ def test_a_read_only_user_can_neither_trigger_nor_pause_nor_clear(stack, api):
         viewer.post(api.url("dags/event_lifecycle/dagRuns"), json={"logical_date": None}, timeout=30),
         viewer.patch(api.url("dags/event_lifecycle"), json={"is_paused": True}, timeout=30),
         viewer.post(api.url("dags/event_lifecycle/clearTaskInstances"), json={"dry_run": False}, timeout=30),
-        viewer.post(f"{stack.api_url}/ticketflow/tdx/actions/clear_failed", json={}, timeout=30),
+        viewer.post(f"{stack.api_url}/ticketflow/tdx/actions/clear_failed", json={"all": True}, timeout=30),
     ]
     assert [answer.status_code for answer in attempts] == [403, 403, 403, 403]
     assert manual_runs() == before

@@ -96,3 +96,12 @@ def test_clearing_failed_actions_from_airflow(api, queue_db):
     assert api.xcom("tdx_clear_failed_actions", run["dag_run_id"], "clear_failed") == {"cleared": 1,
                                                                                         "ticket_id": 5999}
     assert queue_db.execute("SELECT count(*) FROM meta.daemon_action_log WHERE ticket_id = 5999").fetchone()[0] == 0
+
+    queue_db.execute("INSERT INTO meta.daemon_action_log (ticket_id, action_type, action_id, action_hash, status,"
+                     " error_message) VALUES (6001, 'comment', 'comment:abc:v1', 'abc', 'failed', 'refused')")
+    unsaid = api.trigger("tdx_clear_failed_actions", conf={})  # leaving the ticket out no longer means all
+    assert api.wait_for_run("tdx_clear_failed_actions", unsaid["dag_run_id"])["state"] == "failed"
+    assert queue_db.execute("SELECT count(*) FROM meta.daemon_action_log WHERE ticket_id = 6001").fetchone()[0] == 1
+    everything = api.trigger("tdx_clear_failed_actions", conf={"all": True})
+    assert api.wait_for_run("tdx_clear_failed_actions", everything["dag_run_id"])["state"] == "success"
+    assert queue_db.execute("SELECT count(*) FROM meta.daemon_action_log WHERE status = 'failed'").fetchone()[0] == 0

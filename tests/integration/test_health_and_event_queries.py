@@ -137,3 +137,25 @@ def test_the_dashboard_shows_a_user_only_the_automations_and_tiles_of_dags_they_
     assert 'data-dag-id="recurring_tickets"' not in page and "hidden" not in page
     assert 'data-tile="emails"' in page
     assert 'data-tile="unallocated"' not in page and 'data-tile="tdx-failed"' not in page
+
+
+HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+def test_text_from_tickets_tdx_and_the_audit_is_escaped_on_the_dashboard(db):
+    """Every place the page shows stored text: the waiting ticket's subject and allocation error, the latest TDX
+    error, an automation's last error and its run id (in a link and a tooltip)."""
+    db.execute("INSERT INTO tickets (subject, department, category, allocation_error, created_at)"
+               " VALUES (%s, %s, 'HW', %s, %s)",
+               (f"subject {HOSTILE}", f"department {HOSTILE}", f"allocation {HOSTILE}", NOW - timedelta(hours=1)))
+    db.execute("INSERT INTO meta.daemon_action_log (ticket_id, action_type, action_id, action_hash, status,"
+               " error_message, executed_at) VALUES (9, 'comment', 'c:1', 'h', 'failed', %s, %s)",
+               (f"tdx {HOSTILE}", NOW - timedelta(minutes=5)))
+    _audit_run(db, "event_lifecycle", 'run "><svg onload=alert(3)>', timedelta(minutes=3), status="error",
+               error=f"audit {HOSTILE}")
+    page = dashboard.render(db, set(AUTOMATIONS), NOW)
+    for shown in ("subject", "allocation", "tdx", "audit"):
+        assert f"{shown} &lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in page, shown
+    assert "<script" not in page and "<img" not in page and "<svg onload" not in page
+    assert "/runs/run%20%22%3E%3Csvg%20onload%3Dalert%283%29%3E" in page  # the run's link, URL-encoded
+    assert 'title="run &#34;&gt;&lt;svg onload=alert(3)&gt;"' in page

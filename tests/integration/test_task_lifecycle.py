@@ -2,7 +2,7 @@
 
 import pytest
 
-from ticketflow import tasks
+from ticketflow import limits, tasks
 from ticketflow.tasks import TaskError, TaskNotFound
 from ticketflow.tts import TtsError
 
@@ -122,6 +122,17 @@ def test_a_user_assigned_with_a_status_keeps_it_and_one_in_progress_starts_the_t
     assert (task["users"][-1]["status"], task["status"]) == ("on_hold", "pending")
     task = tasks.assign_user(db, task_id, 13, status="in_progress")
     assert (task["users"][-1]["status"], task["status"]) == ("in_progress", "in_progress")
+
+
+def test_a_task_takes_at_most_its_limit_of_users(db, setup):
+    task_id = setup["task"]["task_id"]
+    for user_id in range(100, 100 + limits.TASK_USERS - len(setup["task"]["users"])):
+        tasks.assign_user(db, task_id, user_id)
+    before = _snapshot(db, task_id)
+    assert len(before[0]) == limits.TASK_USERS
+    with pytest.raises(TaskError, match=f"already has {limits.TASK_USERS} users"):
+        tasks.assign_user(db, task_id, 5000)
+    assert _snapshot(db, task_id) == before
 
 
 @pytest.mark.parametrize("action, message", [

@@ -330,6 +330,18 @@ def test_tdx_errors_fail_the_action_with_its_answer_and_clearing_retries_it(db, 
     assert {r["ticket_id"] for r in recent_activity(db)} == {1, 2}
 
 
+def test_clearing_every_tickets_failures_is_said_explicitly(db):
+    db.execute("INSERT INTO meta.daemon_action_log (ticket_id, action_type, action_id, action_hash, status)"
+               " VALUES (1, 'comment', 'c:1', 'h', 'failed'), (2, 'comment', 'c:1', 'h', 'failed'),"
+               " (3, 'comment', 'c:1', 'h', 'completed')")
+    for ambiguous in ({}, {"ticket_id": None}, {"ticket_id": 1, "all_tickets": True}):
+        with pytest.raises(ValueError, match="give a ticket_id"):
+            clear_failed_actions(db, **ambiguous)
+    assert action_stats(db)["by_status"] == {"failed": 2, "completed": 1}
+    assert clear_failed_actions(db, all_tickets=True) == 2
+    assert action_stats(db)["by_status"] == {"completed": 1}
+
+
 def test_429_storms_are_waited_out_and_lose_or_double_nothing(db, tdx, run_concurrently):
     stand_in = tdx(world(*[ticket(i) for i in range(1, 13)]), rate_limit=RateLimit(4, 1))
     queue = config(COMMENT)

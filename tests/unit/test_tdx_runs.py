@@ -3,10 +3,11 @@
 from types import SimpleNamespace
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from airflow.utils.types import DagRunType
 
 from ticketflow.tdx.queue import in_batches
-from ticketflow.tdx.runs import is_dry_run
+from ticketflow.tdx.runs import clear_failed, is_dry_run
 
 
 @pytest.mark.parametrize(("run_type", "dry_run_param", "expected"), [
@@ -36,3 +37,9 @@ def test_batches_grow_rather_than_exceed_what_airflow_can_map():
     batches = in_batches(list(range(5000)), 1, max_batches=1024)
     assert len(batches) <= 1024 and sum(batches, []) == list(range(5000))
     assert in_batches([], 100, max_batches=1024) == []
+
+
+@pytest.mark.parametrize("params", [{"ticket_id": None, "all": False}, {"ticket_id": 5, "all": True}, {}])
+def test_clearing_failures_takes_one_ticket_or_all_said_explicitly_and_fails_before_connecting(params):
+    with pytest.raises(AirflowFailException, match="give ticket_id .* or all: true .* nothing cleared"):
+        clear_failed({"params": params})

@@ -36,8 +36,15 @@ def recent_activity(conn: psycopg.Connection, limit: int = 100) -> list[dict[str
         return cur.execute("SELECT * FROM meta.daemon_recent_activity LIMIT %s", (limit,)).fetchall()
 
 
-def clear_failed_actions(conn: psycopg.Connection, ticket_id: int | None = None) -> int:
-    """Forget failed actions (of one ticket, or all) so the next run tries them again; how many were cleared."""
+def clear_failed_actions(conn: psycopg.Connection, ticket_id: int | None = None, *, all_tickets: bool = False) -> int:
+    """Forget failed actions so the next run tries them again: one ticket's, or (said explicitly) every ticket's.
+
+    How many were cleared. Leaving the ticket out never means "all": an id lost on the way must not clear
+    every ticket's failures.
+    """
+    if (ticket_id is None) != all_tickets:
+        raise ValueError("give a ticket_id to clear one ticket's failed actions, or all_tickets=True for every"
+                         " ticket's, not both")
     with conn.transaction():
         cleared = conn.execute(
             "DELETE FROM meta.daemon_action_log WHERE status = 'failed'"

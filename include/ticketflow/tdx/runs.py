@@ -112,9 +112,15 @@ def finish(context: Mapping[str, Any], batch_results: list[dict[str, Any]]) -> d
 
 
 def clear_failed(context: Mapping[str, Any]) -> dict[str, Any]:
-    """Forget failed actions (of one ticket, or all) so the next queue run tries them again."""
-    ticket_id = context["params"].get("ticket_id")
+    """Forget failed actions, of the `ticket_id` given or (with `all` true) of every ticket, so the next queue
+    run tries them again; neither or both fails the run at once, clearing nothing."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    ticket_id, all_tickets = context["params"].get("ticket_id"), bool(context["params"].get("all"))
+    if (ticket_id is None) != all_tickets:
+        raise AirflowFailException("give ticket_id to clear one ticket's failed actions, or all: true to clear"
+                                   f" every ticket's (got ticket_id={ticket_id}, all={all_tickets}); nothing cleared")
     with closing(app_connection()) as conn:
-        cleared = clear_failed_actions(conn, ticket_id)
-    log.info("cleared %d failed TDX actions (%s)", cleared, f"ticket {ticket_id}" if ticket_id else "all tickets")
+        cleared = clear_failed_actions(conn, ticket_id, all_tickets=all_tickets)
+    log.info("cleared %d failed TDX actions (%s)", cleared, "all tickets" if all_tickets else f"ticket {ticket_id}")
     return {"cleared": cleared, "ticket_id": ticket_id}

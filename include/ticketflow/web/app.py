@@ -23,6 +23,7 @@ from ticketflow.tdx import log as tdx_log
 from ticketflow.tts import TtsClient, TtsError
 from ticketflow.web import dashboard, schemas
 from ticketflow.web.database import Database, DatabaseUnavailable, airflow_conninfo
+from ticketflow.web.guard import guard
 from ticketflow.web.mount import URL_PREFIX
 
 TASK_DAG = "ticket_task_assignment"
@@ -70,6 +71,7 @@ def create_app(database: Database | None = None,
                   description="Tasks, events and the TDX action log of Ticketflow, on the Airflow API server.",
                   dependencies=[Depends(auth.authenticated_user)], responses=_errors(400, 503),
                   generate_unique_id_function=lambda route: f"ticketflow_{route.name}")
+    guard(app, TicketflowError.__name__)  # no cross-site writes, JSON bodies only, security headers
 
     for error in (tasks.TaskError, events.EventNotFound, TtsError, DatabaseUnavailable, psycopg.DataError,
                   psycopg.OperationalError):
@@ -101,29 +103,29 @@ def create_app(database: Database | None = None,
         """The ticket's task now, with the same matching and round-robin as the DAG (409 when it has one)."""
         return tasks.create_task_for_ticket(conn, body.ticket_id, users_for_role, settings.max_assignments())
 
-    @task_routes.get("/{task_id:int}", response_model=schemas.TicketflowTask, responses=_errors(404))
+    @task_routes.get("/{task_id:digits}", response_model=schemas.TicketflowTask, responses=_errors(404))
     def get_task(conn: Conn, task_id: TaskId):
         return tasks.get_task(conn, task_id)
 
-    @task_routes.post("/{task_id:int}/assign_user", response_model=schemas.TicketflowTask,
+    @task_routes.post("/{task_id:digits}/assign_user", response_model=schemas.TicketflowTask,
                       dependencies=[edit_tasks], responses=_errors(404, 409))
     def assign_user(conn: Conn, task_id: TaskId, body: schemas.TicketflowAssignUser):
         return tasks.assign_user(conn, task_id, body.userID, role=body.role, username=body.username,
                                  email=body.email, status=body.status)
 
-    @task_routes.post("/{task_id:int}/update_user_status", response_model=schemas.TicketflowTask,
+    @task_routes.post("/{task_id:digits}/update_user_status", response_model=schemas.TicketflowTask,
                       dependencies=[edit_tasks], responses=_errors(404, 409))
     def update_user_status(conn: Conn, task_id: TaskId, body: schemas.TicketflowUserStatus):
         """One assigned user's status; a pending task goes in progress when a user does."""
         return tasks.update_user_status(conn, task_id, body.user_id, body.status)
 
-    @task_routes.post("/{task_id:int}/complete_task", response_model=schemas.TicketflowTask,
+    @task_routes.post("/{task_id:digits}/complete_task", response_model=schemas.TicketflowTask,
                       dependencies=[edit_tasks], responses=_errors(404, 409))
     def complete_task(conn: Conn, task_id: TaskId):
         """Completes the task; a workflow that ends with a notification emails the requester."""
         return tasks.complete_task(conn, task_id)
 
-    @task_routes.post("/{task_id:int}/move_to_next_step", response_model=schemas.TicketflowTask,
+    @task_routes.post("/{task_id:digits}/move_to_next_step", response_model=schemas.TicketflowTask,
                       dependencies=[edit_tasks], responses=_errors(404, 409, 502))
     def move_to_next_step(conn: Conn, task_id: TaskId):
         """The next step with the next users of its role; after the last step the task completes."""
@@ -145,7 +147,7 @@ def create_app(database: Database | None = None,
         """The events a customer attends, newest first; `include_completed=false` leaves out past ones."""
         return events.attendee_events(conn, customer_id, include_completed)
 
-    @event_routes.get("/{event_id:int}", response_model=schemas.TicketflowEvent, responses=_errors(404))
+    @event_routes.get("/{event_id:digits}", response_model=schemas.TicketflowEvent, responses=_errors(404))
     def get_event(conn: Conn, event_id: Annotated[int, Path(ge=1, le=schemas.ID_MAX)]):
         """Any event by id, completed ones included."""
         return events.get_event(conn, event_id)
@@ -163,7 +165,7 @@ def create_app(database: Database | None = None,
         """Actions by type and status."""
         return tdx_log.action_stats(conn)
 
-    @tdx_routes.get("/tickets/{ticket_id:int}/actions", response_model=list[schemas.TicketflowTdxAction],
+    @tdx_routes.get("/tickets/{ticket_id:digits}/actions", response_model=list[schemas.TicketflowTdxAction],
                     responses=_errors(404))
     def ticket_actions(conn: Conn, ticket_id: Annotated[int, Path(ge=1, le=schemas.INT4_MAX)]):
         """Every action recorded for one TDX ticket, newest first."""
@@ -171,7 +173,10 @@ def create_app(database: Database | None = None,
 
     @tdx_routes.post("/actions/clear_failed", response_model=schemas.TicketflowCleared, dependencies=[edit_tdx])
     def clear_failed(conn: Conn, body: Annotated[schemas.TicketflowClearFailed, Body()]):
-        """Forgets failed actions, of one ticket or all, so the next run of the queue tries them again."""
+        """Forgets failed actions, of one ticket (`ticket_id`) or of every ticket (`all: true`), so the next run
+        of the queue tries them again."""
+        if isinstance(body, schemas.TicketflowClearAll):
+            return {"cleared": tdx_log.clear_failed_actions(conn, all_tickets=True)}
         return {"cleared": tdx_log.clear_failed_actions(conn, body.ticket_id)}
 
     @app.get("/dashboard", response_class=HTMLResponse, tags=["Ticketflow dashboard"])

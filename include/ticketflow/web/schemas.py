@@ -1,7 +1,8 @@
 """Request and response bodies of the Ticketflow API, as they appear in the OpenAPI document.
 
-Integers are bounded to what the columns hold and text refuses NUL bytes, so
-bad input is a 422 from validation, never a database error.
+Integers are bounded to what the columns hold, numbers are finite, text is
+bounded by its column (`ticketflow.limits`) and refuses NUL bytes, and unknown
+fields are refused: bad input is a 422 naming the field, never a database error.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ticketflow import limits
 from ticketflow.tasks import TASK_STATUSES, USER_STATUSES
 
 INT4_MAX = 2**31 - 1
@@ -20,13 +22,16 @@ ID_MAX = 2**53 - 1  # the largest integer every JSON reader holds exactly (bigin
 Id = Annotated[int, Field(ge=1, le=ID_MAX)]
 TdxTicketId = Annotated[int, Field(ge=1, le=INT4_MAX, description="A TeamDynamix ticket id")]
 UserId = Annotated[int, Field(ge=1, le=ID_MAX, description="The user's id in the people directory (TTS)")]
-Text = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00]*$")]
+NoNul = r"^[^\x00]*$"
+Username = Annotated[str, Field(min_length=1, max_length=limits.USERNAME, pattern=NoNul)]
+Email = Annotated[str, Field(min_length=1, max_length=limits.EMAIL, pattern=NoNul)]
+RoleName = Annotated[str, Field(min_length=1, max_length=limits.ROLE_NAME, pattern=NoNul)]
 TaskStatus = Literal[TASK_STATUSES]  # type: ignore[valid-type]
 UserStatus = Literal[USER_STATUSES]  # type: ignore[valid-type]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class TicketflowTaskUser(BaseModel):
@@ -73,9 +78,9 @@ class TicketflowAssignUser(_Body):
     """The seed's UserAssignmentSerializer."""
 
     userID: UserId
-    username: Text | None = None
-    email: Text | None = None
-    role: Text | None = None
+    username: Username | None = None
+    email: Email | None = None
+    role: RoleName | None = None
     status: UserStatus = "assigned"
 
 
@@ -135,10 +140,19 @@ class TicketflowTdxSummary(BaseModel):
     summary: list[TicketflowTdxSummaryRow]
 
 
-class TicketflowClearFailed(_Body):
-    """Which failed actions to forget so the next run tries them again: one ticket's, or (no ticket) all."""
+class TicketflowClearTicket(_Body):
+    """Forget one TDX ticket's failed actions, so the next run tries them again."""
 
-    ticket_id: TdxTicketId | None = None
+    ticket_id: TdxTicketId
+
+
+class TicketflowClearAll(_Body):
+    """Forget every ticket's failed actions: said explicitly, never implied by a missing ticket_id."""
+
+    all: Literal[True]
+
+
+TicketflowClearFailed = TicketflowClearTicket | TicketflowClearAll
 
 
 class TicketflowCleared(BaseModel):
