@@ -212,3 +212,14 @@ def test_every_ticketflow_setting_reaches_the_containers(compose):
     local_only = {"TICKETFLOW_DATABASE_URL", "TICKETFLOW_ROOT"}  # compose has its own database; ROOT is set
     for name in AIRFLOW_SERVICES:
         assert read - local_only <= set(compose["services"][name]["environment"]), name
+
+
+def test_every_schedule_setting_reaches_the_containers(compose):
+    """A DAG that takes its schedule from TICKETFLOW_SCHEDULE_<DAG_ID> (dagkit.schedule_for) gets it in compose."""
+    variables = {f"TICKETFLOW_SCHEDULE_{dag_id.upper()}" for path in (PROJECT_ROOT / "dags").glob("*.py")
+                 for dag_id in re.findall(r'schedule_for\("(\w+)"', path.read_text())}
+    assert "TICKETFLOW_SCHEDULE_TDX_TICKET_QUEUE" in variables
+    for name in AIRFLOW_SERVICES:
+        environment = compose["services"][name]["environment"]
+        assert variables <= set(environment), name
+        assert {_interpolated(environment[variable]) for variable in variables} == {""}  # the DAG's default
