@@ -18,7 +18,7 @@ from ticketflow.settings import PROJECT_ROOT
 
 AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
                     "airflow-worker", "airflow-init"}
-CONNECTIONS = {"ticketing_db", "tts_api", "tdx_api", "smtp_default"}
+CONNECTIONS = {"ticketing_db", "tts_api", "tdx_api", "smtp_default", "airflow_metadata_db"}
 VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
 #: What production must set: compose refuses to start without them rather than fall back to a default.
 REQUIRED = {"AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_FERNET_KEY", "POSTGRES_PASSWORD",
@@ -61,7 +61,7 @@ def test_every_airflow_container_shares_jwt_secret_and_execution_api(compose):
     assert next(iter(pairs))[1] == "http://airflow-apiserver:8080/execution/"
 
 
-def test_the_four_connections_are_configured_and_valid(compose):
+def test_the_connections_are_configured_and_valid(compose):
     env = compose["services"]["airflow-worker"]["environment"]
     conns = {key.removeprefix("AIRFLOW_CONN_").lower(): _interpolated(value)
              for key, value in env.items() if key.startswith("AIRFLOW_CONN_")}
@@ -72,6 +72,8 @@ def test_the_four_connections_are_configured_and_valid(compose):
     assert tdx["extra"] == {"app_id": 46, "asset_app_id": 45}
     assert json.loads(conns["tts_api"])["conn_type"] == "http"
     assert json.loads(conns["smtp_default"])["conn_type"] == "smtp"
+    metadata = _interpolated(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])  # retention's airflow db clean: the same
+    assert metadata.replace("+psycopg2", "").replace("@postgres/", "@postgres:5432/") == conns["airflow_metadata_db"]
 
 
 def test_project_code_is_mounted_and_init_migrates_both_databases(compose):
