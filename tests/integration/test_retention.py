@@ -68,18 +68,15 @@ def test_sent_mail_goes_but_queued_dead_and_upcoming_reminders_stay(db):
 
 
 def test_a_skip_goes_only_when_it_is_old_and_before_its_templates_pointer(db):
-    def template(next_occurrence, job_next_occurrence):
+    def template(next_occurrence):
         template_id = db.execute(
             "INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval, recurrence_start,"
             " next_occurrence) VALUES ('Daily check', 'IT', 'Ops', true, 'daily', %s, %s) RETURNING id",
             (DUE - 400 * DAY, DUE - 400 * DAY)).fetchone()[0]
-        db.execute("UPDATE tickets SET next_occurrence = %s, job_next_occurrence = %s WHERE id = %s",
-                   (next_occurrence, job_next_occurrence, template_id))
+        db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (next_occurrence, template_id))
         return template_id
 
-    live = template(DUE + DAY, DUE + DAY)
-    hand_moved = template(DUE - 300 * DAY, DUE + DAY)  # a pointer written back by hand, before the job's
-    ended = template(None, None)
+    live, written_back, ended = template(DUE + DAY), template(DUE - 300 * DAY), template(None)
 
     def skip(template_id, occurrence, skipped_days_ago):
         db.execute("INSERT INTO recurring_occurrence_skips (template_id, occurrence_at, run_id, reason, skipped_at)"
@@ -87,10 +84,10 @@ def test_a_skip_goes_only_when_it_is_old_and_before_its_templates_pointer(db):
         return template_id, occurrence
 
     gone = {skip(live, DUE - 250 * DAY, 200), skip(ended, DUE - 250 * DAY, 200),
-            skip(hand_moved, DUE - 310 * DAY, 200)}
+            skip(written_back, DUE - 310 * DAY, 200)}
     kept = {skip(live, DUE - 100 * DAY, 100),  # too recent
             skip(live, DUE + DAY, 200), skip(live, DUE + 2 * DAY, 200),  # at and after the pointer
-            skip(hand_moved, DUE - 300 * DAY, 200), skip(hand_moved, DUE - 200 * DAY, 200)}  # at/after the hand's
+            skip(written_back, DUE - 300 * DAY, 200), skip(written_back, DUE - 200 * DAY, 200)}
 
     deleted, (_, _, details) = _retain(db, batch_size=1)
 
