@@ -277,7 +277,7 @@ def update_task(conn: psycopg.Connection, task_id: int, changes: Mapping[str, An
 
     `status` moves as the database allows (to completed, with the completion's end logic);
     `users` replaces the assignments (each `{"userID", "status", "role", "username", "email",
-    "assigned_on"}`; a user kept without `assigned_on` keeps theirs, a new one is stamped now) and,
+    "assigned_on"}`; a user already assigned keeps what is left out, a new one is stamped now) and,
     as one user going in progress does, starts a pending task; `fetched_at` is when a client
     fetched the task for its assignee (the seed's manual field: nothing else writes it). The
     users and step of a completed or cancelled task do not change.
@@ -309,10 +309,12 @@ def update_task(conn: psycopg.Connection, task_id: int, changes: Mapping[str, An
 
 
 def _assignments(conn: psycopg.Connection, given: list[Mapping[str, Any]], current: list[dict]) -> list[dict]:
-    """The seed's assignment objects for an edit of `users`, checked as its UserAssignmentSerializer checks them."""
+    """The seed's assignment objects for an edit of `users`, checked as its UserAssignmentSerializer checks them.
+
+    A user already assigned keeps what the edit leaves out (role, username, email, when assigned)."""
     if not isinstance(given, list):
         raise TaskError("users must be a list of assignments")
-    assigned_before = {u["userID"]: u.get("assigned_on") for u in current}
+    before = {u["userID"]: u for u in current}
     now = _stamp(conn)
     result: list[dict] = []
     for user in given:
@@ -323,12 +325,14 @@ def _assignments(conn: psycopg.Connection, given: list[Mapping[str, Any]], curre
             raise TaskError(f"user {user_id} is listed twice")
         if status not in USER_STATUSES:
             raise TaskError(f"user status must be one of {', '.join(USER_STATUSES)}, got {status!r}")
-        assigned_on = user.get("assigned_on") or assigned_before.get(user_id) or now
-        if isinstance(assigned_on, datetime):
-            assigned_on = assigned_on.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        profile = {key: user.get(key) for key in ("username", "email") if user.get(key) is not None}
-        result.append({"userID": user_id, "status": status, "assigned_on": assigned_on, "role": user.get("role"),
-                       **profile})
+        kept = before.get(user_id, {})
+        entry = {**kept, "userID": user_id, "status": status, "assigned_on": kept.get("assigned_on") or now,
+                 "role": kept.get("role")}
+        entry.update({key: user[key] for key in ("role", "username", "email", "assigned_on")
+                      if user.get(key) is not None})
+        if isinstance(entry["assigned_on"], datetime):
+            entry["assigned_on"] = entry["assigned_on"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        result.append(entry)
     return result
 
 

@@ -276,11 +276,11 @@ def test_an_edit_sets_the_step_users_and_fetched_at_in_one_go(db, setup):
     fetched = datetime(2026, 3, 4, 9, 30, tzinfo=UTC)
     task = tasks.update_task(db, task_id, {
         "current_step_id": second_step, "fetched_at": fetched,
-        "users": [{"userID": kept["userID"], "status": "assigned", "role": "Tech"},
+        "users": [{"userID": kept["userID"], "status": "on_hold"},
                   {"userID": 41, "status": "assigned", "role": "Lead", "username": "ana", "email": "ana@example.org"}]})
     assert (task["current_step_id"], task["current_step_name"], task["fetched_at"], task["status"]) == (
         second_step, "Sign-off", fetched, "pending")
-    assert task["users"][0] == {**kept, "role": "Tech"}  # kept user keeps when they were assigned
+    assert task["users"][0] == {**kept, "status": "on_hold"}  # a kept user keeps role and when they were assigned
     assert task["users"][1]["assigned_on"].endswith("Z") and task["users"][1]["username"] == "ana"
     assert task["assigned_users_count"] == 2 and task["updated_at"] > setup["task"]["updated_at"]
     assert tasks.update_task(db, task_id, {"fetched_at": None})["fetched_at"] is None

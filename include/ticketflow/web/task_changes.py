@@ -51,15 +51,15 @@ class TicketflowCancelTask(_Body):
 
 
 class TicketflowTaskAssignment(_Body):
-    """One of the task's users, as the seed's UserAssignmentSerializer has them."""
+    """One of the task's users, as the seed's UserAssignmentSerializer has them; a user already assigned keeps
+    what is left out."""
 
     userID: schemas.UserId
     status: schemas.UserStatus = "assigned"
     role: schemas.Text | None = None
     username: schemas.Text | None = None
     email: schemas.Text | None = None
-    assigned_on: Instant | None = Field(None, description="Kept for a user already assigned when left out;"
-                                                          " a new one is stamped now")
+    assigned_on: Instant | None = Field(None, description="A new user is stamped now when left out")
 
 
 class TicketflowTaskEdit(_Body):
