@@ -220,6 +220,16 @@ def main() -> None:
           f"longest batch {figures['longest_batch_ms']} ms; the other session waited on a lock "
           f"{len(sampler.waits)} times, at most {figures['longest_lock_wait_ms_seen_by_the_other_session']} ms",
           flush=True)
+    during_audit, baseline_audit = figures["other_session_during_retention"], figures["other_session_baseline"]
+    figures["summary"] = [
+        f"{deleted_rows:,} old rows deleted in {seconds:.1f} s ({figures['rows_per_second']:,} rows/s), in batches of"
+        f" {retention.BATCH_SIZE:,}; the longest batch held its rows {figures['longest_batch_ms']} ms",
+        f"the longest lock wait the other session saw: {figures['longest_lock_wait_ms_seen_by_the_other_session']}"
+        f" ms ({len(sampler.waits)} waits, sampled every {SAMPLE_SECONDS * 1000:.0f} ms;"
+        f" {len(baseline_sampler.waits)} in the baseline)",
+        f"its audit transactions: p99 {during_audit['audit']['p99_ms']} ms, longest {during_audit['audit']['max_ms']}"
+        f" ms, against p99 {baseline_audit['audit']['p99_ms']} ms, longest {baseline_audit['audit']['max_ms']} ms"
+        " without retention"]
     print(json.dumps(figures))
 
 
