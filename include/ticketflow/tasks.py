@@ -25,8 +25,6 @@ from ticketflow.db import one
 TASK_STATUSES = ("pending", "in_progress", "completed", "on_hold", "cancelled")
 USER_STATUSES = ("assigned", "in_progress", "completed", "on_hold")
 CLOSED = ("completed", "cancelled")
-#: The longest reason for a hold or a cancellation (the column's CHECK).
-REASON_MAX_LENGTH = 1000
 #: What an edit (the seed's PATCH) may change.
 EDITABLE = ("status", "status_reason", "current_step_id", "users", "fetched_at")
 
@@ -96,7 +94,7 @@ _REFUSALS = {
     "tasks_status_transition": "{primary}: {hint}",
     "tasks_cancelled_has_reason": "task {task_id}: a cancelled task needs a reason (why it was cancelled)",
     "tasks_reason_when_held_or_cancelled": "task {task_id}: only a task on hold or cancelled has a status_reason",
-    "tasks_status_reason_length": f"task {{task_id}}: a reason is at most {REASON_MAX_LENGTH} characters",
+    "tasks_status_reason_length": f"task {{task_id}}: a reason is at most {limits.TASK_STATUS_REASON} characters",
     "tasks_step_of_its_workflow": "current_step_id {step} is not a step of workflow {workflow}, the task's",
     "tasks_current_step_id_fkey": "current_step_id {step} is not a step of workflow {workflow}, the task's",
 }
@@ -312,8 +310,8 @@ def _assignments(conn: psycopg.Connection, given: list[Mapping[str, Any]], curre
     """The seed's assignment objects for an edit of `users`, checked as its UserAssignmentSerializer checks them.
 
     A user already assigned keeps what the edit leaves out (role, username, email, when assigned)."""
-    if not isinstance(given, list):
-        raise TaskError("users must be a list of assignments")
+    if not isinstance(given, list) or len(given) > limits.TASK_USERS:
+        raise TaskError(f"users must be a list of at most {limits.TASK_USERS} assignments")
     before = {u["userID"]: u for u in current}
     now = _stamp(conn)
     result: list[dict] = []

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from ticketflow import tasks
+from ticketflow import limits, tasks
 from ticketflow.web import schemas
 
 #: Instants the database and every client read back exactly: years 1900 to 8999, written with their UTC offset.
@@ -34,12 +34,12 @@ def _plausible_year(value: Any) -> Any:
 Instant = Annotated[AwareDatetime, BeforeValidator(_plausible_year), Field(json_schema_extra={
     "pattern": INSTANT_PATTERN})]
 #: A reason says something: at least one character that is not a space, tab or line break; no NUL bytes.
-Reason = Annotated[str, Field(min_length=1, max_length=tasks.REASON_MAX_LENGTH,
+Reason = Annotated[str, Field(min_length=1, max_length=limits.TASK_STATUS_REASON,
                               pattern=r"^[^\x00]*[^\x00\t\n\r ][^\x00]*$")]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class TicketflowHoldTask(_Body):
@@ -56,10 +56,13 @@ class TicketflowTaskAssignment(_Body):
 
     userID: schemas.UserId
     status: schemas.UserStatus = "assigned"
-    role: schemas.Text | None = None
-    username: schemas.Text | None = None
-    email: schemas.Text | None = None
+    role: schemas.RoleName | None = None
+    username: schemas.Username | None = None
+    email: schemas.Email | None = None
     assigned_on: Instant | None = Field(None, description="A new user is stamped now when left out")
+
+
+Assignments = Annotated[list[TicketflowTaskAssignment], Field(max_length=limits.TASK_USERS)]
 
 
 class TicketflowTaskEdit(_Body):
@@ -69,7 +72,7 @@ class TicketflowTaskEdit(_Body):
         None, description="Moves as the task's lifecycle allows (409 otherwise); completed runs the end logic")
     status_reason: Reason | None = Field(None, description="Why the task is on hold or cancelled")
     current_step_id: schemas.Id | None = Field(None, description="A step of the task's own workflow")
-    users: Annotated[list[TicketflowTaskAssignment], Field(max_length=100)] | SkipJsonSchema[None] = Field(
+    users: Assignments | SkipJsonSchema[None] = Field(
         None, description="Replaces the task's users (each once: 409 otherwise); one in progress starts a pending"
                           " task")
     fetched_at: Instant | None = Field(None, description="When a client fetched the task for its assignee")
@@ -93,26 +96,26 @@ def routes(connection: Callable[..., Iterator[psycopg.Connection]], dag_id: str)
     refusals: dict[int | str, dict[str, Any]] = {code: {"model": TicketflowError} for code in (401, 403, 404, 409)}
     router = APIRouter(prefix="/tasks", tags=["Ticketflow tasks"], dependencies=[Depends(auth.may_read(dag_id))])
 
-    @router.get("/{task_id:int}/assigned_users", response_model=list[schemas.TicketflowTaskUser],
+    @router.get("/{task_id:digits}/assigned_users", response_model=list[schemas.TicketflowTaskUser],
                 responses={code: refusals[code] for code in (401, 403, 404)})
     def task_assigned_users(conn: Conn, task_id: TaskId,
                             status: Annotated[schemas.UserStatus | None, Query()] = None):
         """The seed's `get_assigned_users_by_status`: the task's users, only those in `status` when given."""
         return tasks.assigned_users_by_status(conn, task_id, status)
 
-    @router.post("/{task_id:int}/hold", response_model=schemas.TicketflowTask, dependencies=[edit],
+    @router.post("/{task_id:digits}/hold", response_model=schemas.TicketflowTask, dependencies=[edit],
                  responses=refusals)
     def hold_task(conn: Conn, task_id: TaskId, body: Annotated[TicketflowHoldTask | None, Body()] = None):
         """Puts the task on hold, with why if given; an edit of its status resumes it."""
         return tasks.hold_task(conn, task_id, body.reason if body else None)
 
-    @router.post("/{task_id:int}/cancel", response_model=schemas.TicketflowTask, dependencies=[edit],
+    @router.post("/{task_id:digits}/cancel", response_model=schemas.TicketflowTask, dependencies=[edit],
                  responses=refusals)
     def cancel_task(conn: Conn, task_id: TaskId, body: TicketflowCancelTask):
         """Cancels the task with the reason; cancelled is final."""
         return tasks.cancel_task(conn, task_id, body.reason)
 
-    @router.patch("/{task_id:int}", response_model=schemas.TicketflowTask, dependencies=[edit], responses=refusals)
+    @router.patch("/{task_id:digits}", response_model=schemas.TicketflowTask, dependencies=[edit], responses=refusals)
     def update_task(conn: Conn, task_id: TaskId, body: TicketflowTaskEdit):
         """Sets the fields given (status, status_reason, current_step_id, users, fetched_at), all or none."""
         return tasks.update_task(conn, task_id, body.model_dump(exclude_unset=True))
