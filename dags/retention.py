@@ -12,6 +12,7 @@ Once a day (03:15 UTC; `TICKETFLOW_SCHEDULE_RETENTION`), as of the run's
 - archived events, with their attendees (365 after they ended);
 - the TDX action log of tickets no report has listed for that long (180; never
   a ticket still listed, nor one with a pending action);
+- raised alerts (180; not one that still lists an open item);
 - Airflow's own metadata (30), as `airflow db clean` does, through the
   `airflow_metadata_db` connection (skipped when it is not defined).
 

@@ -61,6 +61,7 @@ RULES = (
          (("after_template_id", 0), ("after_occurrence_at", "-infinity"))),
     Rule("archived_events", "events", "retention/archived_events", (("after_id", 0),)),
     Rule("tdx_action_log", "meta.tdx_ticket_sightings", "retention/tdx_action_log", (("after_ticket_id", 0),)),
+    Rule("alerts", "alerts", "retention/alerts", (("after_id", 0),)),
 )
 
 

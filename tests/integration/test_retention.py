@@ -168,6 +168,24 @@ def test_tdx_logs_from_before_sightings_go_only_once_every_report_read_since_lef
     assert db.execute("SELECT report_id FROM meta.tdx_ticket_sightings WHERE ticket_id = 8").fetchone() == (1001,)
 
 
+def test_old_alerts_go_once_nothing_they_listed_is_still_open(db):
+    def alert(condition, raised_days_ago):
+        return db.execute("INSERT INTO alerts (condition, period_start, raised_at, run_id, title, item_count, lines)"
+                          " VALUES (%s, %s, %s, 'r', 't', 1, '[]') RETURNING id",
+                          (condition, DUE - raised_days_ago * DAY, DUE - raised_days_ago * DAY)).fetchone()[0]
+
+    closed, still_listing, recent = alert("emails_dead", 200), alert("tdx_actions_failed", 200), alert("x", 10)
+    db.execute("INSERT INTO alert_items (condition, item_key, dag_id, since, line, alert_id)"
+               " VALUES ('tdx_actions_failed', '5101', 'tdx_ticket_queue', %s, 'failed', %s)",
+               (DUE - 200 * DAY, still_listing))
+
+    deleted, _ = _retain(db)
+
+    assert {row[0] for row in db.execute("SELECT id FROM alerts")} == {still_listing, recent}
+    assert deleted["alerts"] == 1 and closed not in (still_listing, recent)
+    assert db.execute("SELECT count(*) FROM alert_items").fetchone()[0] == 1  # nothing open is alerted anew
+
+
 def test_a_rerun_of_an_earlier_day_deletes_no_more_than_that_day_and_never_keeps_for_good(db):
     row = _audit_row(db, "event_lifecycle", DUE - 95 * DAY)
     _audit_row(db, "event_lifecycle", DUE - DAY)
@@ -222,4 +240,4 @@ def test_ages_default_and_never_keeps_for_good(monkeypatch):
     ages = settings.retention_days()
     assert ages == {**AGES, "automation_runs": None, "tdx_action_log": 365}
     assert AGES == {"automation_runs": 90, "sent_email": 30, "recurring_skips": 180, "archived_events": 365,
-                    "tdx_action_log": 180, "airflow_metadata": 30}
+                    "tdx_action_log": 180, "alerts": 180, "airflow_metadata": 30}
