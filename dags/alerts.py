@@ -1,7 +1,7 @@
 """
 ### Alerts
 
-Every five minutes, checks what operators must hear about, as of the run's
+Every five minutes (`TICKETFLOW_SCHEDULE_ALERTS`), checks what operators must hear about, as of the run's
 `data_interval_end`: task runs that failed for good (recorded by every task's
 failure notifier), dead-lettered email, the outbox not sending
 (`TICKETFLOW_ALERT_OUTBOX_STALLED_MINUTES`, 15), failed TDX actions, parked
@@ -21,12 +21,12 @@ Audit: `automation_runs` (processed: open items; changed: alerts raised and post
 from airflow.sdk import dag, task
 
 from ticketflow import alerts as alerting
-from ticketflow.dagkit import DAG_DEFAULTS, EVERY_FIVE_MINUTES, audited_batches
+from ticketflow.dagkit import DAG_DEFAULTS, EVERY_FIVE_MINUTES, audited_batches, schedule_for
 
 
 @dag(
     dag_id="alerts",
-    schedule=EVERY_FIVE_MINUTES,
+    schedule=schedule_for("alerts", EVERY_FIVE_MINUTES),
     tags=["ticketflow", "alerts", "operations"],
     doc_md=__doc__,
     **DAG_DEFAULTS,

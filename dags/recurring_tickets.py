@@ -3,7 +3,7 @@
 
 Replaces the seed's Celery beat task `process_recurring_tickets`.
 
-Every five minutes, each live recurring template (`is_recurring`, not
+Every five minutes (`TICKETFLOW_SCHEDULE_RECURRING_TICKETS`), each live recurring template (`is_recurring`, not
 archived) whose occurrences are due by the run's `data_interval_end` plus its
 lead time gets exactly one ticket per occurrence: unique per
 (`recurring_parent_id`, `occurrence_at`), created in the same transaction that
@@ -19,13 +19,13 @@ Backfill with `--max-active-runs 1` to give each interval its own result.
 from airflow.sdk import dag, task
 
 from ticketflow import recurring
-from ticketflow.dagkit import DAG_DEFAULTS, EVERY_FIVE_MINUTES, audited_batches
+from ticketflow.dagkit import DAG_DEFAULTS, EVERY_FIVE_MINUTES, audited_batches, schedule_for
 from ticketflow.settings import default_timezone
 
 
 @dag(
     dag_id="recurring_tickets",
-    schedule=EVERY_FIVE_MINUTES,
+    schedule=schedule_for("recurring_tickets", EVERY_FIVE_MINUTES),
     tags=["ticketflow", "tickets", "recurring"],
     doc_md=__doc__,
     **DAG_DEFAULTS,

@@ -3,7 +3,7 @@
 
 Replaces the seed's Celery beat task `check_overdue_reservations`.
 
-Every five minutes, confirmed reservations whose `start_time` is at least
+Every five minutes (`TICKETFLOW_SCHEDULE_RESERVATION_LIFECYCLE`), confirmed reservations whose `start_time` is at least
 `TICKETFLOW_RESERVATION_GRACE_MINUTES` (35) before the run's
 `data_interval_end` become `completed`, in one set-based UPDATE (the seed
 saved them one by one). The status emails of the seed's signals are queued by
@@ -15,12 +15,12 @@ Audit: `automation_runs`; the count is the task's XCom.
 from airflow.sdk import dag, task
 
 from ticketflow import reservations
-from ticketflow.dagkit import DAG_DEFAULTS, EVERY_FIVE_MINUTES, audited_task
+from ticketflow.dagkit import DAG_DEFAULTS, EVERY_FIVE_MINUTES, audited_task, schedule_for
 
 
 @dag(
     dag_id="reservation_lifecycle",
-    schedule=EVERY_FIVE_MINUTES,
+    schedule=schedule_for("reservation_lifecycle", EVERY_FIVE_MINUTES),
     tags=["ticketflow", "reservations", "lifecycle"],
     doc_md=__doc__,
     **DAG_DEFAULTS,

@@ -1,7 +1,8 @@
 """
 ### TDX ticket queue
 
-Replaces the seed's `ticket-queue-daemon`. Every five minutes: read the TDX
+Replaces the seed's `ticket-queue-daemon`. Every five minutes
+(`TICKETFLOW_SCHEDULE_TDX_TICKET_QUEUE`, the seed's `--interval`): read the TDX
 report (`report_id`), find the tickets that still have work in one query,
 then run the configured actions (`config/tdx_actions.yaml`, or the file
 `TICKETFLOW_TDX_ACTIONS` names) on each of them in mapped batches, exactly
@@ -22,13 +23,13 @@ Action log: `meta.daemon_action_log`, views `meta.daemon_recent_activity` and
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from ticketflow import settings
-from ticketflow.dagkit import DAG_DEFAULTS, EVERY_FIVE_MINUTES
+from ticketflow.dagkit import DAG_DEFAULTS, EVERY_FIVE_MINUTES, schedule_for
 from ticketflow.tdx import runs
 
 
 @dag(
     dag_id="tdx_ticket_queue",
-    schedule=EVERY_FIVE_MINUTES,
+    schedule=schedule_for("tdx_ticket_queue", EVERY_FIVE_MINUTES),
     tags=["ticketflow", "tdx"],
     doc_md=__doc__,
     params={

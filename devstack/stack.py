@@ -214,6 +214,8 @@ class LocalStack:
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self.ports.scheduler_health),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             **connections(self.ports, self.app_db_url),
+            # Retention cleans Airflow's metadata through it (a task process cannot reach that database itself).
+            "AIRFLOW_CONN_AIRFLOW_METADATA_DB": self.postgres.url(self.airflow_db),
         }
         if self.celery_workers:
             env["AIRFLOW__CELERY__BROKER_URL"] = self.broker_url

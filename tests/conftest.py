@@ -41,7 +41,8 @@ from ticketflow.settings import PROJECT_ROOT  # noqa: E402
 APP_TABLES = ("tasks", "steps", "workflows", "reservations", "customers", "events", "tickets",
               "email_outbox", "event_attendees", "role_rotation",
               "automation_runs", "recurring_occurrence_skips",
-              "meta.daemon_action_log", "meta.tdx_token_cache", "alerts", "alert_items")
+              "meta.daemon_action_log", "meta.tdx_token_cache", "alerts", "alert_items",
+              "meta.tdx_report_reads", "meta.tdx_ticket_sightings")
 
 
 def _with_database(url: str, database: str) -> str:

@@ -7,6 +7,7 @@ library stays testable without a running Airflow.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -65,6 +66,57 @@ DAG_DEFAULTS: dict[str, Any] = {
 
 #: Cron shared by the frequent automations.
 EVERY_FIVE_MINUTES = "*/5 * * * *"
+
+#: A schedule given in seconds (the seed daemon's `--interval`) runs at most this often: every run starts a
+#: task process, and a run that takes longer than its interval only delays the next one (one run at a time).
+MIN_INTERVAL_SECONDS = 60
+MAX_INTERVAL_SECONDS = 366 * 24 * 3600
+
+
+def schedule_for(dag_id: str, default: str) -> str | timedelta:
+    """The DAG's schedule: `TICKETFLOW_SCHEDULE_<DAG_ID>` when set (not empty), else `default`.
+
+    Read from the environment at parse time, never from an Airflow Variable (that would be a
+    metadata database query every time the file is parsed). A bad value raises here, naming the
+    variable and why, so the DAG file shows as an import error instead of running on a schedule
+    nobody chose.
+    """
+    variable = f"TICKETFLOW_SCHEDULE_{dag_id.upper()}"
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        return parse_schedule(raw)
+    except ValueError as exc:
+        raise ValueError(f"{variable}={raw!r} is not a schedule: {exc}") from None
+
+
+def parse_schedule(raw: str) -> str | timedelta:
+    """A cron expression (5 fields, in UTC), an Airflow preset (`@hourly`, `@daily`, ...), or a whole number of
+    seconds between runs, as the seed daemon's `--interval` took it; ValueError says why not."""
+    if raw.isascii() and raw.isdigit():
+        seconds = int(raw) if len(raw) <= 12 else MAX_INTERVAL_SECONDS + 1
+        if not MIN_INTERVAL_SECONDS <= seconds <= MAX_INTERVAL_SECONDS:
+            raise ValueError(f"an interval in seconds must be {MIN_INTERVAL_SECONDS} to {MAX_INTERVAL_SECONDS}"
+                             " (a year)")
+        return timedelta(seconds=seconds)
+    from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
+    from airflow.sdk.exceptions import AirflowTimetableInvalid
+    from croniter import CroniterError, croniter
+
+    if not raw.startswith("@") and len(raw.split()) != 5:
+        raise ValueError(f"a cron expression has 5 fields (minute hour day-of-month month day-of-week), this one has"
+                         f" {len(raw.split())}; or give an Airflow preset such as @daily, or a number of seconds")
+    timetable = CronTriggerTimetable(raw, timezone="UTC")
+    try:
+        timetable.validate()  # Airflow's own check, which the scheduler would make
+        croniter(timetable.expression, DAG_DEFAULTS["start_date"]).get_next(datetime)
+    except (AirflowTimetableInvalid, CroniterError) as exc:  # they say what is wrong with the expression
+        if raw.startswith("@"):
+            raise ValueError("Airflow's presets are @hourly, @daily, @weekly, @monthly, @quarterly and @yearly"
+                             ) from None
+        raise ValueError("it never fires" if str(exc) == "failed to find next date" else str(exc)) from None
+    return raw
 
 
 def run_window(context: Mapping[str, Any]) -> RunWindow:

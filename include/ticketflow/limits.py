@@ -32,6 +32,8 @@ ROLE_NAME = COLUMN_LENGTHS["steps"]["role_name"]
 #: Users on one task: far more than any step assigns (TICKETFLOW_MAX_ASSIGNMENTS), few enough that reading and
 #: rewriting a task's users stays cheap.
 TASK_USERS = 100
+#: Why a task is on hold or was cancelled (migration 0015's tasks_status_reason_length).
+TASK_STATUS_REASON = 1000
 
 
 def column_length(table: str, column: str) -> int:

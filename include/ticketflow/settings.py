@@ -147,3 +147,34 @@ def tdx_dry_run() -> bool:
 def tdx_report_id() -> int:
     """The report the scheduled TDX queue works through (the seed's DAEMON_REPORT_ID)."""
     return int(_positive_number("TICKETFLOW_TDX_REPORT_ID", 1001))
+
+
+#: How long retention keeps each kind of row, in days, and the defaults (docs/operations.md#retention explains
+#: each, and what is kept whatever its age). `never` keeps them for good.
+RETENTION_DAYS = {
+    "automation_runs": ("TICKETFLOW_RETENTION_DAYS_AUTOMATION_RUNS", 90),
+    "sent_email": ("TICKETFLOW_RETENTION_DAYS_SENT_EMAIL", 30),
+    "recurring_skips": ("TICKETFLOW_RETENTION_DAYS_RECURRING_SKIPS", 180),
+    "archived_events": ("TICKETFLOW_RETENTION_DAYS_ARCHIVED_EVENTS", 365),
+    "tdx_action_log": ("TICKETFLOW_RETENTION_DAYS_TDX_ACTION_LOG", 180),
+    "alerts": ("TICKETFLOW_RETENTION_DAYS_ALERTS", 180),
+    "airflow_metadata": ("TICKETFLOW_RETENTION_DAYS_AIRFLOW_METADATA", 30),
+}
+RETENTION_MAX_DAYS = 36500
+
+
+def retention_days() -> dict[str, int | None]:
+    """Each kind's age in days (None: never deleted), all checked before anything is deleted."""
+    ages: dict[str, int | None] = {}
+    for what, (name, default) in RETENTION_DAYS.items():
+        raw = os.environ.get(name, "").strip()
+        if raw.lower() == "never":
+            ages[what] = None
+        elif not raw:
+            ages[what] = default
+        elif raw.isascii() and raw.isdigit() and len(raw) <= 6 and 1 <= int(raw) <= RETENTION_MAX_DAYS:
+            ages[what] = int(raw)
+        else:
+            raise ValueError(f"{name} must be a whole number of days from 1 to {RETENTION_MAX_DAYS}, or never;"
+                             f" got {raw!r}")
+    return ages

@@ -1,15 +1,21 @@
 """The task lifecycle: what the seed's Task model methods and REST actions did, on PostgreSQL.
 
 Every change locks the task row and happens in one transaction; an invalid
-request raises `TaskError` (or `TaskNotFound`) and changes nothing.
+request raises `TaskError` (or `TaskNotFound`) and changes nothing. Which
+status may follow which is the database's rule (migration 0015), whoever
+writes; its refusals come back here as `TaskError`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
+from psycopg import errors
 from psycopg.rows import dict_row
 
 from ticketflow import limits
@@ -19,6 +25,8 @@ from ticketflow.db import one
 TASK_STATUSES = ("pending", "in_progress", "completed", "on_hold", "cancelled")
 USER_STATUSES = ("assigned", "in_progress", "completed", "on_hold")
 CLOSED = ("completed", "cancelled")
+#: What an edit (the seed's PATCH) may change.
+EDITABLE = ("status", "status_reason", "current_step_id", "users", "fetched_at")
 
 
 class TaskError(ValueError):
@@ -30,7 +38,7 @@ class TaskNotFound(TaskError, LookupError):
 
 
 _SELECT = """
-SELECT k.task_id, k.ticket_id, k.workflow_id, k.current_step_id, k.users, k.status,
+SELECT k.task_id, k.ticket_id, k.workflow_id, k.current_step_id, k.users, k.status, k.status_reason,
        k.created_at, k.updated_at, k.fetched_at, k.completed_at,
        t.subject AS ticket_subject, w.name AS workflow_name,
        s.name AS current_step_name, s.role_name AS current_step_role,
@@ -80,6 +88,33 @@ def _locked(conn: psycopg.Connection, task_id: int) -> tuple[list[dict], str, in
     return row
 
 
+#: The database's refusals of a task change, as the API says them (409); `{task_id}`, `{step}` and
+#: `{workflow}` are filled in, `{primary}` and `{hint}` come from the error.
+_REFUSALS = {
+    "tasks_status_transition": "{primary}: {hint}",
+    "tasks_cancelled_has_reason": "task {task_id}: a cancelled task needs a reason (why it was cancelled)",
+    "tasks_reason_when_held_or_cancelled": "task {task_id}: only a task on hold or cancelled has a status_reason",
+    "tasks_status_reason_length": f"task {{task_id}}: a reason is at most {limits.TASK_STATUS_REASON} characters",
+    "tasks_step_of_its_workflow": "current_step_id {step} is not a step of workflow {workflow}, the task's",
+    "tasks_current_step_id_fkey": "current_step_id {step} is not a step of workflow {workflow}, the task's",
+}
+
+
+@contextmanager
+def _refused_by_the_database(task_id: int, names: Mapping[str, Any] | None = None) -> Iterator[None]:
+    """A change the schema refuses (a status move, a reason, a step) becomes a TaskError with its message;
+    `names` fills in the message's `{step}` and `{workflow}` (read when the error happens)."""
+    try:
+        yield
+    except (errors.CheckViolation, errors.ForeignKeyViolation) as exc:
+        template = _REFUSALS.get(exc.diag.constraint_name or "")
+        if template is None:
+            raise
+        raise TaskError(template.format(task_id=task_id, primary=exc.diag.message_primary,
+                                        hint=exc.diag.message_hint, **{"step": None, "workflow": None,
+                                                                       **(names or {})})) from None
+
+
 def _save(conn: psycopg.Connection, task_id: int, **columns) -> None:
     assignments = ", ".join(f"{name} = %({name})s" for name in columns)
     conn.execute(f"UPDATE tasks SET {assignments}, updated_at = clock_timestamp() WHERE task_id = %(task_id)s",
@@ -92,11 +127,16 @@ def _new_assignments(conn: psycopg.Connection, user_ids: list[int], role: str | 
 
     `profile` holds the optional `username` and `email` of the seed's UserAssignmentSerializer.
     """
-    stamp = one(conn.execute("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-                             ))[0]
+    stamp = _stamp(conn)
     extra = {key: value for key, value in profile.items() if value is not None}
     return [{"userID": user_id, "status": status, "assigned_on": stamp, "role": role, **extra}
             for user_id in user_ids]
+
+
+def _stamp(conn: psycopg.Connection) -> str:
+    """Now, by the database's clock, as the seed wrote `assigned_on`."""
+    return one(conn.execute("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+                            ))[0]
 
 
 def create_task_for_ticket(conn: psycopg.Connection, ticket_id: int, users_for_role: Callable[[str], list[int]],
@@ -164,8 +204,9 @@ def update_user_status(conn: psycopg.Connection, task_id: int, user_id: int, sta
 
 
 def _complete(conn: psycopg.Connection, task_id: int, status: str) -> None:
-    if status in CLOSED:
-        raise TaskError(f"task {task_id} is {status}: it cannot be completed")
+    """Complete the task (a cancelled one is refused by the database) and run its workflow's end logic."""
+    if status == "completed":
+        raise TaskError(f"task {task_id} is completed already")
     conn.execute("UPDATE tasks SET status = 'completed', completed_at = clock_timestamp(),"
                  " updated_at = clock_timestamp() WHERE task_id = %s", (task_id,))
     # End logic: a workflow that ends with a notification tells the requester, through the outbox.
@@ -181,7 +222,7 @@ def _complete(conn: psycopg.Connection, task_id: int, status: str) -> None:
 
 
 def complete_task(conn: psycopg.Connection, task_id: int) -> dict:
-    with conn.transaction():
+    with _refused_by_the_database(task_id), conn.transaction():
         _, status, _, _ = _locked(conn, task_id)
         _complete(conn, task_id, status)
     return get_task(conn, task_id)
@@ -190,7 +231,7 @@ def complete_task(conn: psycopg.Connection, task_id: int) -> dict:
 def move_to_next_step(conn: psycopg.Connection, task_id: int, users_for_role: Callable[[str], list[int]],
                       max_assignments: int) -> dict:
     """The next step by step_order, with the next users of its role; after the last step, the task completes."""
-    with conn.transaction():
+    with _refused_by_the_database(task_id), conn.transaction():
         _, status, step_id, workflow_id = _locked(conn, task_id)
         if status in CLOSED:
             raise TaskError(f"task {task_id} is {status}: it cannot move on")
@@ -208,6 +249,96 @@ def move_to_next_step(conn: psycopg.Connection, task_id: int, users_for_role: Ca
             users = _new_assignments(conn, pick_users(conn, role, candidates, max_assignments), role)
             _save(conn, task_id, current_step_id=next_step, users=json.dumps(users), status="in_progress")
     return get_task(conn, task_id)
+
+
+def hold_task(conn: psycopg.Connection, task_id: int, reason: str | None = None) -> dict:
+    """Put the task on hold, with why if given; a held task resumes by an edit of its status."""
+    return _move(conn, task_id, "on_hold", reason)
+
+
+def cancel_task(conn: psycopg.Connection, task_id: int, reason: str) -> dict:
+    """Cancel the task, saying why (required); cancelled is final."""
+    return _move(conn, task_id, "cancelled", reason)
+
+
+def _move(conn: psycopg.Connection, task_id: int, target: str, reason: str | None) -> dict:
+    with _refused_by_the_database(task_id), conn.transaction():
+        _, status, _, _ = _locked(conn, task_id)
+        if status == target:
+            raise TaskError(f"task {task_id} is {status} already")
+        _save(conn, task_id, status=target, status_reason=reason)
+    return get_task(conn, task_id)
+
+
+def update_task(conn: psycopg.Connection, task_id: int, changes: Mapping[str, Any]) -> dict:
+    """The seed's PATCH: set the given fields (`EDITABLE`), all in one transaction, or none.
+
+    `status` moves as the database allows (to completed, with the completion's end logic);
+    `users` replaces the assignments (each `{"userID", "status", "role", "username", "email",
+    "assigned_on"}`; a user already assigned keeps what is left out, a new one is stamped now) and,
+    as one user going in progress does, starts a pending task; `fetched_at` is when a client
+    fetched the task for its assignee (the seed's manual field: nothing else writes it). The
+    users and step of a completed or cancelled task do not change.
+    """
+    if unknown := sorted(set(changes) - set(EDITABLE)):
+        raise TaskError(f"{', '.join(unknown)} cannot be edited; a task's editable fields are {', '.join(EDITABLE)}")
+    names = {"step": changes.get("current_step_id"), "workflow": None}
+    with _refused_by_the_database(task_id, names), conn.transaction():
+        users, status, _, names["workflow"] = _locked(conn, task_id)
+        if {"users", "current_step_id"} & set(changes) and status in CLOSED:
+            raise TaskError(f"task {task_id} is {status}: its users and step cannot change")
+        columns = {name: changes[name] for name in ("current_step_id", "fetched_at", "status_reason")
+                   if name in changes}
+        target = changes.get("status", status)
+        if target not in TASK_STATUSES:
+            raise TaskError(f"status must be one of {', '.join(TASK_STATUSES)}, got {target!r}")
+        if "users" in changes:
+            assignments = _assignments(conn, changes["users"], users)
+            columns["users"] = json.dumps(assignments)
+            if "status" not in changes and any(u["status"] == "in_progress" for u in assignments):
+                target = _started(status, "in_progress")
+        if target not in (status, "completed"):
+            columns["status"] = target
+        if columns:
+            _save(conn, task_id, **columns)
+        if target == "completed" and status != "completed":
+            _complete(conn, task_id, status)
+    return get_task(conn, task_id)
+
+
+def _assignments(conn: psycopg.Connection, given: list[Mapping[str, Any]], current: list[dict]) -> list[dict]:
+    """The seed's assignment objects for an edit of `users`, checked as its UserAssignmentSerializer checks them.
+
+    A user already assigned keeps what the edit leaves out (role, username, email, when assigned)."""
+    if not isinstance(given, list) or len(given) > limits.TASK_USERS:
+        raise TaskError(f"users must be a list of at most {limits.TASK_USERS} assignments")
+    before = {u["userID"]: u for u in current}
+    now = _stamp(conn)
+    result: list[dict] = []
+    for user in given:
+        user_id, status = user.get("userID"), user.get("status", "assigned")
+        if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1:
+            raise TaskError(f"userID must be a positive integer, got {user_id!r}")
+        if any(u["userID"] == user_id for u in result):
+            raise TaskError(f"user {user_id} is listed twice")
+        if status not in USER_STATUSES:
+            raise TaskError(f"user status must be one of {', '.join(USER_STATUSES)}, got {status!r}")
+        kept = before.get(user_id, {})
+        entry = {**kept, "userID": user_id, "status": status, "assigned_on": kept.get("assigned_on") or now,
+                 "role": kept.get("role")}
+        entry.update({key: user[key] for key in ("role", "username", "email", "assigned_on")
+                      if user.get(key) is not None})
+        if isinstance(entry["assigned_on"], datetime):
+            entry["assigned_on"] = entry["assigned_on"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        result.append(entry)
+    return result
+
+
+def assigned_users_by_status(conn: psycopg.Connection, task_id: int, status: str | None = None) -> list[dict]:
+    """The seed's `get_assigned_users_by_status`: the task's assignments, only those in `status` when given."""
+    if status is not None and status not in USER_STATUSES:
+        raise TaskError(f"user status must be one of {', '.join(USER_STATUSES)}, got {status!r}")
+    return [user for user in get_task(conn, task_id)["users"] if status is None or user.get("status") == status]
 
 
 def workflow_statistics(conn: psycopg.Connection) -> list[dict]:

@@ -14,7 +14,7 @@ from ticketflow.settings import PROJECT_ROOT
 
 DAGS_DIR = PROJECT_ROOT / "dags"
 PLUGINS_DIR = PROJECT_ROOT / "plugins"
-PUBLISHED_DAG_IDS = {"recurring_tickets", "ticket_intake", "ticket_task_assignment", "tdx_ticket_queue",
+PUBLISHED_DAG_IDS = {"recurring_tickets", "ticket_intake", "ticket_task_assignment", "tdx_ticket_queue", "retention",
                      "reservation_lifecycle", "event_lifecycle", "notifications"}
 #: DAGs Ticketflow adds beside the published ones (documented in docs/).
 ADDED_DAG_IDS = {"event_archive", "email_requeue", "tdx_clear_failed_actions", "alerts"}

@@ -17,6 +17,8 @@ ROUTES = {
     ("get", "/ticketflow/tasks/{task_id}"), ("post", "/ticketflow/tasks/create_task_for_ticket"),
     ("post", "/ticketflow/tasks/{task_id}/assign_user"), ("post", "/ticketflow/tasks/{task_id}/update_user_status"),
     ("post", "/ticketflow/tasks/{task_id}/complete_task"), ("post", "/ticketflow/tasks/{task_id}/move_to_next_step"),
+    ("get", "/ticketflow/tasks/{task_id}/assigned_users"), ("post", "/ticketflow/tasks/{task_id}/hold"),
+    ("post", "/ticketflow/tasks/{task_id}/cancel"), ("patch", "/ticketflow/tasks/{task_id}"),
     ("get", "/ticketflow/events"), ("get", "/ticketflow/events/my_events"), ("get", "/ticketflow/events/{event_id}"),
     ("get", "/ticketflow/tdx/actions/recent"), ("get", "/ticketflow/tdx/actions/summary"),
     ("get", "/ticketflow/tdx/tickets/{ticket_id}/actions"), ("post", "/ticketflow/tdx/actions/clear_failed"),
@@ -36,6 +38,9 @@ class Plugin:
 
     def post(self, path, body=None, **kwargs):
         return self.session.post(self.base + path, json=body, timeout=30, **kwargs)
+
+    def patch(self, path, body):
+        return self.session.patch(self.base + path, json=body, timeout=30)
 
 
 @pytest.fixture
@@ -154,6 +159,21 @@ def test_complete_task_on_its_own(admin, task_world):
     ("get", "/events/my_events", None, 422, "Field required"),
     ("get", "/events/my_events?customer_id=999999", None, 404, "customer 999999 does not exist"),
     ("get", "/events/my_events?customer_id=1&include_completed=perhaps", None, 422, "valid boolean"),
+    ("patch", "/tasks/{task}", {"status": None}, 422, "may be left out, not null"),
+    ("patch", "/tasks/{task}", {"status": "done"}, 422, "Input should be"),
+    ("patch", "/tasks/{task}", {"ticket_id": 3}, 422, "Extra inputs"),
+    ("patch", "/tasks/{task}", {"fetched_at": "2026-03-04T09:30:00"}, 422, "timezone info"),
+    ("patch", "/tasks/{task}", {"fetched_at": "0999-03-04T09:30:00Z"}, 422, "from the years 1900 to 8999"),
+    ("patch", "/tasks/{task}", {"users": [{"userID": 3, "status": "asleep"}]}, 422, "Input should be"),
+    ("patch", "/tasks/{task}", {"users": [{"userID": 3}, {"userID": 3}]}, 409, "user 3 is listed twice"),
+    ("patch", "/tasks/{task}", {"current_step_id": 999999}, 409, "current_step_id 999999 is not a step of workflow"),
+    ("patch", "/tasks/{task}", {"status_reason": "why not"}, 409, "only a task on hold or cancelled has a status_"),
+    ("patch", "/tasks/{task}", {"status": "cancelled"}, 409, "a cancelled task needs a reason"),
+    ("post", "/tasks/{task}/cancel", {}, 422, "Field required"),
+    ("post", "/tasks/{task}/cancel", {"reason": " \t"}, 422, "String should match pattern"),
+    ("post", "/tasks/{task}/hold", {"reason": "x" * 1001}, 422, "at most 1000 characters"),
+    ("get", "/tasks/{task}/assigned_users?status=asleep", None, 422, "Input should be"),
+    ("get", "/tasks/999999/assigned_users", None, 404, "task 999999 does not exist"),
     ("post", "/tdx/actions/clear_failed", {"ticket_id": -1}, 422, "greater than or equal to 1"),
     ("post", "/tdx/actions/clear_failed", {"ticket_id": 2**40}, 422, "less than or equal"),
 ])
@@ -176,10 +196,49 @@ def test_a_viewer_may_read_but_not_change(admin, viewer, task_world):
     task_id = admin.post("/tasks/create_task_for_ticket", {"ticket_id": task_world["ticket"]}).json()["task_id"]
     before = _snapshot(task_world["conn"])
     assert viewer.get("/tasks").status_code == 200 and viewer.get("/tdx/actions/summary").status_code == 200
+    assert viewer.get(f"/tasks/{task_id}/assigned_users").status_code == 200
     for path, body in ((f"/tasks/{task_id}/complete_task", None), (f"/tasks/{task_id}/assign_user", {"userID": 8}),
-                       ("/tdx/actions/clear_failed", {"all": True})):
+                       ("/tdx/actions/clear_failed", {"all": True}), (f"/tasks/{task_id}/hold", None),
+                       (f"/tasks/{task_id}/cancel", {"reason": "not mine to cancel"})):
         refused = viewer.post(path, body)
         assert refused.status_code == 403 and "may not change" in refused.json()["detail"], refused.text
+    refused = viewer.patch(f"/tasks/{task_id}", {"fetched_at": "2026-03-04T09:30:00Z"})
+    assert refused.status_code == 403 and "may not change" in refused.json()["detail"], refused.text
+    assert _snapshot(task_world["conn"]) == before
+
+
+def test_a_task_is_held_edited_resumed_and_cancelled_and_an_impossible_move_is_a_409(admin, task_world):
+    task = admin.post("/tasks/create_task_for_ticket", {"ticket_id": task_world["ticket"]}).json()
+    task_id = task["task_id"]
+    held = admin.post(f"/tasks/{task_id}/hold", {"reason": "waiting for the spare part"})
+    assert held.status_code == 200, held.text
+    assert (held.json()["status"], held.json()["status_reason"]) == ("on_hold", "waiting for the spare part")
+    again = admin.post(f"/tasks/{task_id}/hold")
+    assert again.status_code == 409 and again.json() == {"detail": f"task {task_id} is on_hold already"}
+
+    users = [{"userID": 3, "status": "in_progress"}, {"userID": 42, "username": "jdoe", "role": FIRST_ROLE}]
+    edited = admin.patch(f"/tasks/{task_id}", {"status": "in_progress", "users": users,
+                                               "fetched_at": "2026-03-04T10:30:00+01:00"})
+    assert edited.status_code == 200, edited.text
+    edited = edited.json()
+    assert (edited["status"], edited["status_reason"], edited["fetched_at"]) == (
+        "in_progress", None, "2026-03-04T09:30:00Z")
+    assert [(u["userID"], u["status"]) for u in edited["users"]] == [(3, "in_progress"), (42, "assigned")]
+    assert edited["users"][0]["assigned_on"] == task["users"][0]["assigned_on"]  # user 3 keeps their assignment
+    in_progress = admin.get(f"/tasks/{task_id}/assigned_users", status="in_progress")
+    assert [u["userID"] for u in in_progress.json()] == [3]
+    assert len(admin.get(f"/tasks/{task_id}/assigned_users").json()) == 2
+    assert admin.get(f"/tasks/{task_id}").json()["fetched_at"] == "2026-03-04T09:30:00Z"  # reading writes nothing
+
+    cancelled = admin.post(f"/tasks/{task_id}/cancel", {"reason": "the customer bought a new laptop"})
+    assert cancelled.status_code == 200, cancelled.text
+    assert (cancelled.json()["status"], cancelled.json()["status_reason"]) == (
+        "cancelled", "the customer bought a new laptop")
+    before = _snapshot(task_world["conn"])
+    for target, answer in (("pending", admin.patch(f"/tasks/{task_id}", {"status": "pending"})),
+                           ("on_hold", admin.post(f"/tasks/{task_id}/hold"))):
+        assert answer.status_code == 409, answer.text
+        assert answer.json() == {"detail": f"task {task_id} cannot go from cancelled to {target}: cancelled is final"}
     assert _snapshot(task_world["conn"]) == before
 
 
@@ -257,4 +316,4 @@ def test_schemathesis_finds_no_server_error_in_the_plugins_part_of_the_openapi_d
          "--max-examples", "15", "--seed", "1", "--generation-database", "none", "--workers", "1"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    assert "Tested: 16" in done.stdout
+    assert f"Tested: {len(ROUTES)}" in done.stdout

@@ -50,6 +50,8 @@ def test_dry_run_then_real_run_then_steady_state(api, tdx, queue_db, stack):
     assert queue_db.execute("SELECT count(*) FROM meta.daemon_action_log WHERE ticket_id IN (5101, 5102)"
                             ).fetchone()[0] == 0
     assert tdx.ticket_assets(5101) == [] and tdx.feed(5101) == []
+    sightings = "SELECT ticket_id, report_id FROM meta.tdx_ticket_sightings WHERE report_id = %s ORDER BY 1"
+    assert queue_db.execute(sightings, (MANUAL_REPORT,)).fetchall() == []  # a dry run records nothing
     assert "dry run: ticket 5101: would_do add_asset:" in _task_log(api, "tdx_ticket_queue", dry["dag_run_id"],
                                                                    "process_batch", 0)
 
@@ -68,6 +70,11 @@ def test_dry_run_then_real_run_then_steady_state(api, tdx, queue_db, stack):
     audit = queue_db.execute("SELECT status, processed, changed FROM automation_runs"
                              " WHERE dag_id = 'tdx_ticket_queue' AND run_id = %s", (real["dag_run_id"],)).fetchone()
     assert audit == ("success", 2, 2)
+    # What the report listed, as of the run: retention keeps these tickets' action logs.
+    assert queue_db.execute(sightings, (MANUAL_REPORT,)).fetchall() == [(5101, MANUAL_REPORT), (5102, MANUAL_REPORT)]
+    assert queue_db.execute("SELECT last_read_at FROM meta.tdx_report_reads WHERE report_id = %s", (MANUAL_REPORT,)
+                            ).fetchone() == queue_db.execute("SELECT due_at FROM automation_runs WHERE run_id = %s",
+                                                             (real["dag_run_id"],)).fetchone()
 
     steady = api.trigger("tdx_ticket_queue", conf={"report_id": MANUAL_REPORT, "dry_run": False})
     assert api.wait_for_run("tdx_ticket_queue", steady["dag_run_id"])["state"] == "success"

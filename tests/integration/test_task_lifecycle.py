@@ -1,5 +1,8 @@
 """The task lifecycle library against real PostgreSQL: each action, and every refusal changing nothing."""
 
+from datetime import UTC, datetime
+
+import psycopg
 import pytest
 
 from ticketflow import limits, tasks
@@ -170,8 +173,8 @@ def test_steps_advance_with_the_next_roles_users_and_the_last_step_completes_and
 
 def test_completing_a_cancelled_task_is_refused(db, setup):
     task_id = setup["task"]["task_id"]
-    db.execute("UPDATE tasks SET status = 'cancelled' WHERE task_id = %s", (task_id,))
-    with pytest.raises(TaskError, match="is cancelled: it cannot be completed"):
+    db.execute("UPDATE tasks SET status = 'cancelled', status_reason = 'duplicate' WHERE task_id = %s", (task_id,))
+    with pytest.raises(TaskError, match="cannot go from cancelled to completed: cancelled is final"):
         tasks.complete_task(db, task_id)
     assert _snapshot(db, task_id)[1] == "cancelled"
     assert db.execute("SELECT count(*) FROM email_outbox WHERE template = 'task_completed'").fetchone()[0] == 0
@@ -194,3 +197,142 @@ def test_the_completion_email_renders(db, setup):
     subject, text, html = render("task_completed", context, "UTC")
     assert subject == f"Ticket #{setup['ticket']} is done: Laptop dead"
     assert '"Laptop dead", was completed on' in text and "(Laptop repair)" in text and "<em>Laptop dead</em>" in html
+
+
+def _row(db, task_id):
+    return db.execute("SELECT status, status_reason, users, current_step_id, fetched_at, updated_at, completed_at"
+                      " FROM tasks WHERE task_id = %s", (task_id,)).fetchone()
+
+
+def test_a_task_is_held_resumed_and_cancelled_with_its_reasons(db, setup):
+    task_id = setup["task"]["task_id"]
+    held = tasks.hold_task(db, task_id, "waiting for the replacement screen")
+    assert (held["status"], held["status_reason"]) == ("on_hold", "waiting for the replacement screen")
+    with pytest.raises(TaskError, match=f"task {task_id} is on_hold already"):
+        tasks.hold_task(db, task_id)
+    resumed = tasks.update_task(db, task_id, {"status": "in_progress"})
+    assert (resumed["status"], resumed["status_reason"]) == ("in_progress", None)  # the hold's reason goes with it
+    cancelled = tasks.cancel_task(db, task_id, "duplicate of ticket 12")
+    assert (cancelled["status"], cancelled["status_reason"]) == ("cancelled", "duplicate of ticket 12")
+    before = _row(db, task_id)
+    for action, message in [
+        (lambda: tasks.cancel_task(db, task_id, "again"), f"task {task_id} is cancelled already"),
+        (lambda: tasks.hold_task(db, task_id), f"task {task_id} cannot go from cancelled to on_hold: cancelled is"),
+        (lambda: tasks.update_task(db, task_id, {"status": "pending"}), "cannot go from cancelled to pending"),
+        (lambda: tasks.update_task(db, task_id, {"users": []}), "is cancelled: its users and step cannot change"),
+        (lambda: tasks.complete_task(db, task_id), "cannot go from cancelled to completed"),
+    ]:
+        with pytest.raises(TaskError, match=message):
+            action()
+    assert _row(db, task_id) == before
+
+
+#: From each status, the statuses a task may go to (the seed's lifecycle; completed and cancelled are final).
+MOVES = {"pending": {"in_progress", "on_hold", "completed", "cancelled"},
+         "in_progress": {"on_hold", "completed", "cancelled"},
+         "on_hold": {"pending", "in_progress", "completed", "cancelled"},
+         "completed": set(), "cancelled": set()}
+
+
+@pytest.mark.parametrize("start", sorted(MOVES))
+def test_every_status_goes_only_where_the_lifecycle_allows_and_a_refusal_says_where_it_could(db, setup, start):
+    task_id = setup["task"]["task_id"]
+    for target in sorted(set(tasks.TASK_STATUSES) - {start}):
+        db.execute("ALTER TABLE tasks DISABLE TRIGGER tasks_status_transition")  # put it there, however it got there
+        db.execute("UPDATE tasks SET status = %s, status_reason = %s, completed_at = NULL WHERE task_id = %s",
+                   (start, "set up" if start in ("on_hold", "cancelled") else None, task_id))
+        db.execute("ALTER TABLE tasks ENABLE TRIGGER tasks_status_transition")
+        before = _row(db, task_id)
+        change = {"status": target, **({"status_reason": "why"} if target == "cancelled" else {})}
+        if target in MOVES[start]:
+            assert tasks.update_task(db, task_id, change)["status"] == target
+        else:
+            hint = f"{start} is final" if not MOVES[start] else f"from {start} it can go to "
+            with pytest.raises(TaskError, match=f"task {task_id} cannot go from {start} to {target}: {hint}"):
+                tasks.update_task(db, task_id, change)
+            assert _row(db, task_id) == before
+            with pytest.raises(psycopg.errors.CheckViolation):  # the rule is the database's, for every writer
+                db.execute("UPDATE tasks SET status = %s WHERE task_id = %s", (target, task_id))
+
+
+def test_a_task_is_cancelled_only_with_a_reason_and_only_held_or_cancelled_tasks_have_one(db, setup):
+    task_id = setup["task"]["task_id"]
+    before = _row(db, task_id)
+    for reason in ("", " \t\n", None):
+        with pytest.raises(TaskError, match="a cancelled task needs a reason"):
+            tasks.cancel_task(db, task_id, reason)
+    with pytest.raises(TaskError, match="only a task on hold or cancelled has a status_reason"):
+        tasks.update_task(db, task_id, {"status_reason": "no reason to have one"})
+    with pytest.raises(TaskError, match="a reason is at most 1000 characters"):
+        tasks.hold_task(db, task_id, "x" * 1001)
+    assert _row(db, task_id) == before
+    with pytest.raises(psycopg.errors.CheckViolation):
+        db.execute("UPDATE tasks SET status = 'cancelled' WHERE task_id = %s", (task_id,))
+
+
+def test_an_edit_sets_the_step_users_and_fetched_at_in_one_go(db, setup):
+    task_id, (first_step, second_step) = setup["task"]["task_id"], setup["steps"]
+    kept = setup["task"]["users"][0]
+    fetched = datetime(2026, 3, 4, 9, 30, tzinfo=UTC)
+    task = tasks.update_task(db, task_id, {
+        "current_step_id": second_step, "fetched_at": fetched,
+        "users": [{"userID": kept["userID"], "status": "on_hold"},
+                  {"userID": 41, "status": "assigned", "role": "Lead", "username": "ana", "email": "ana@example.org"}]})
+    assert (task["current_step_id"], task["current_step_name"], task["fetched_at"], task["status"]) == (
+        second_step, "Sign-off", fetched, "pending")
+    assert task["users"][0] == {**kept, "status": "on_hold"}  # a kept user keeps role and when they were assigned
+    assert task["users"][1]["assigned_on"].endswith("Z") and task["users"][1]["username"] == "ana"
+    assert task["assigned_users_count"] == 2 and task["updated_at"] > setup["task"]["updated_at"]
+    assert tasks.update_task(db, task_id, {"fetched_at": None})["fetched_at"] is None
+    started = tasks.update_task(db, task_id, {"users": [{"userID": 41, "status": "in_progress"}]})
+    assert started["status"] == "in_progress"  # as when one user goes in progress
+    assert tasks.update_task(db, task_id, {"current_step_id": first_step})["current_step_id"] == first_step
+
+
+def test_an_edit_refused_changes_nothing(db, setup):
+    task_id = setup["task"]["task_id"]
+    other = db.execute("INSERT INTO workflows (name, department, category) VALUES ('Other', 'IT', 'X') RETURNING id"
+                       ).fetchone()[0]
+    foreign_step = db.execute("INSERT INTO steps (workflow_id, name, role_name, step_order) VALUES (%s, 'Elsewhere',"
+                              " 'Tech', 1) RETURNING id", (other,)).fetchone()[0]
+    before = _row(db, task_id)
+    for change, message in [
+        ({"current_step_id": foreign_step}, f"current_step_id {foreign_step} is not a step of workflow"
+                                            f" {setup['workflow']}, the task's"),
+        ({"current_step_id": 999_999}, "current_step_id 999999 is not a step of workflow"),
+        ({"users": [{"userID": 3}, {"userID": 3}]}, "user 3 is listed twice"),
+        ({"users": [{"userID": 0}]}, "userID must be a positive integer"),
+        ({"users": [{"userID": 5, "status": "sleeping"}]}, "user status must be one of"),
+        ({"status": "done"}, "status must be one of"),
+        ({"ticket_id": 1}, "ticket_id cannot be edited"),
+        ({"fetched_at": datetime(2026, 1, 1, tzinfo=UTC), "status": "cancelled"}, "a cancelled task needs a reason"),
+    ]:
+        with pytest.raises(TaskError, match=message):
+            tasks.update_task(db, task_id, change)
+        assert _row(db, task_id) == before, change
+    assert tasks.update_task(db, task_id, {})["updated_at"] == before[5]  # nothing asked, nothing written
+
+
+def test_completing_by_an_edit_runs_the_end_logic(db, setup):
+    task_id = setup["task"]["task_id"]
+    tasks.hold_task(db, task_id, "parts")
+    done = tasks.update_task(db, task_id, {"status": "completed"})
+    assert (done["status"], done["status_reason"]) == ("completed", None) and done["completed_at"] is not None
+    assert db.execute("SELECT recipient FROM email_outbox WHERE template = 'task_completed'").fetchall() == [
+        ("ana@example.com",)]
+    assert tasks.update_task(db, task_id, {"status": "completed"})["completed_at"] == done["completed_at"]
+
+
+def test_assigned_users_by_status_and_reads_never_write_fetched_at(db, setup):
+    task_id = setup["task"]["task_id"]
+    tasks.update_user_status(db, task_id, 6, "in_progress")
+    assert [u["userID"] for u in tasks.assigned_users_by_status(db, task_id)] == [3, 6]
+    assert [u["userID"] for u in tasks.assigned_users_by_status(db, task_id, "in_progress")] == [6]
+    assert tasks.assigned_users_by_status(db, task_id, "completed") == []
+    with pytest.raises(TaskError, match="user status must be one of"):
+        tasks.assigned_users_by_status(db, task_id, "sleeping")
+    with pytest.raises(TaskNotFound):
+        tasks.assigned_users_by_status(db, 999_999)
+    tasks.get_task(db, task_id)
+    tasks.list_tasks(db)
+    assert _row(db, task_id)[4] is None

@@ -18,7 +18,7 @@ from ticketflow.settings import PROJECT_ROOT
 
 AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
                     "airflow-worker", "airflow-init"}
-CONNECTIONS = {"ticketing_db", "tts_api", "tdx_api", "smtp_default"}
+CONNECTIONS = {"ticketing_db", "tts_api", "tdx_api", "smtp_default", "airflow_metadata_db"}
 VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
 #: What production must set: compose refuses to start without them rather than fall back to a default.
 REQUIRED = {"AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_FERNET_KEY", "POSTGRES_PASSWORD",
@@ -61,7 +61,7 @@ def test_every_airflow_container_shares_jwt_secret_and_execution_api(compose):
     assert next(iter(pairs))[1] == "http://airflow-apiserver:8080/execution/"
 
 
-def test_the_four_connections_are_configured_and_valid(compose):
+def test_the_connections_are_configured_and_valid(compose):
     env = compose["services"]["airflow-worker"]["environment"]
     conns = {key.removeprefix("AIRFLOW_CONN_").lower(): _interpolated(value)
              for key, value in env.items() if key.startswith("AIRFLOW_CONN_")}
@@ -72,6 +72,8 @@ def test_the_four_connections_are_configured_and_valid(compose):
     assert tdx["extra"] == {"app_id": 46, "asset_app_id": 45}
     assert json.loads(conns["tts_api"])["conn_type"] == "http"
     assert json.loads(conns["smtp_default"])["conn_type"] == "smtp"
+    metadata = _interpolated(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])  # retention's airflow db clean: the same
+    assert metadata.replace("+psycopg2", "").replace("@postgres/", "@postgres:5432/") == conns["airflow_metadata_db"]
 
 
 def test_project_code_is_mounted_and_init_migrates_both_databases(compose):
@@ -212,3 +214,14 @@ def test_every_ticketflow_setting_reaches_the_containers(compose):
     local_only = {"TICKETFLOW_DATABASE_URL", "TICKETFLOW_ROOT"}  # compose has its own database; ROOT is set
     for name in AIRFLOW_SERVICES:
         assert read - local_only <= set(compose["services"][name]["environment"]), name
+
+
+def test_every_schedule_setting_reaches_the_containers(compose):
+    """A DAG that takes its schedule from TICKETFLOW_SCHEDULE_<DAG_ID> (dagkit.schedule_for) gets it in compose."""
+    variables = {f"TICKETFLOW_SCHEDULE_{dag_id.upper()}" for path in (PROJECT_ROOT / "dags").glob("*.py")
+                 for dag_id in re.findall(r'schedule_for\("(\w+)"', path.read_text())}
+    assert "TICKETFLOW_SCHEDULE_TDX_TICKET_QUEUE" in variables
+    for name in AIRFLOW_SERVICES:
+        environment = compose["services"][name]["environment"]
+        assert variables <= set(environment), name
+        assert {_interpolated(environment[variable]) for variable in variables} == {""}  # the DAG's default

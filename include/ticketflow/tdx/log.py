@@ -1,11 +1,19 @@
-"""Reading and tending the action log: a ticket's history, statistics, clearing failures for a retry."""
+"""Reading and tending the action log: a ticket's history, statistics, clearing failures for a retry, and the
+record of which tickets the reports still list (what retention needs before it forgets a ticket's log)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+
+from ticketflow import queries
+
+#: A ticket's sighting is refreshed at most this often (retention's ages are days; this keeps a large report
+#: from rewriting every row every run). A read this much later than a ticket's last sighting did not list it.
+SIGHTING_REFRESH = timedelta(hours=1)
 
 
 def ticket_actions(conn: psycopg.Connection, ticket_id: int) -> list[dict[str, Any]]:
@@ -51,3 +59,10 @@ def clear_failed_actions(conn: psycopg.Connection, ticket_id: int | None = None,
             " AND (%(ticket_id)s::integer IS NULL OR ticket_id = %(ticket_id)s::integer)",
             {"ticket_id": ticket_id})
     return cleared.rowcount
+
+
+def record_report_read(conn: psycopg.Connection, report_id: int, ticket_ids: list[int], read_at: datetime) -> None:
+    """An acting run read `report_id` as of `read_at` (its due instant) and found `ticket_ids` in it."""
+    with conn.transaction():
+        conn.execute(queries.load("tdx/record_report_read"), {
+            "report_id": report_id, "ticket_ids": ticket_ids, "read_at": read_at, "refresh": SIGHTING_REFRESH})

@@ -19,7 +19,7 @@ from ticketflow.audit import AuditedRun, close_run, open_run
 from ticketflow.dagkit import app_connection, run_window
 from ticketflow.tdx.client import TdxClient, TdxSettings
 from ticketflow.tdx.config import QueueConfig, load_config
-from ticketflow.tdx.log import clear_failed_actions
+from ticketflow.tdx.log import clear_failed_actions, record_report_read
 from ticketflow.tdx.queue import TicketOutcome, in_batches, outstanding, process_tickets, report_rows
 from ticketflow.tdx.tokens import DatabaseTokenStore
 
@@ -55,6 +55,8 @@ def find_tickets_with_work(context: Mapping[str, Any]) -> list[dict[str, Any]]:
         config = _config()
         client = _client(conn)
         rows = report_rows(client.report(report_id), config.condition_columns)
+        if not is_dry_run(context):  # what the report lists keeps its action log from retention
+            record_report_read(conn, report_id, list(rows), window.due_at)
         todo = outstanding(conn, rows, config)
         with AuditedRun(conn, window).unit() as totals:
             # A list, not counters: each try (or Clear) that reads the report appends what it saw.

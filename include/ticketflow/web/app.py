@@ -14,14 +14,18 @@ from typing import Annotated, Any
 
 import psycopg
 from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ticketflow import clock, events, settings, tasks
 from ticketflow.settings import TICKETING_DB_CONN_ID
 from ticketflow.tdx import log as tdx_log
 from ticketflow.tts import TtsClient, TtsError
-from ticketflow.web import dashboard, schemas
+from ticketflow.web import dashboard, schemas, task_changes
 from ticketflow.web.database import Database, DatabaseUnavailable, airflow_conninfo
 from ticketflow.web.guard import guard
 from ticketflow.web.mount import URL_PREFIX
@@ -57,6 +61,16 @@ def _status_of(exc: Exception) -> int:
     return status.HTTP_409_CONFLICT  # a TaskError: the task's state does not allow it
 
 
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """Airflow's error shape, and on a 405 an `Allow` naming every method of the path: a path's methods are
+    separate routes (GET and PATCH of a task), and Starlette would name only the first route's."""
+    if exc.status_code != status.HTTP_405_METHOD_NOT_ALLOWED:
+        return await http_exception_handler(request, exc)
+    methods = sorted({method for route in request.app.router.routes if isinstance(route, APIRoute)
+                      and route.matches(request.scope)[0] != Match.NONE for method in route.methods})
+    return JSONResponse({"detail": exc.detail}, exc.status_code, headers={"Allow": ", ".join(methods)})
+
+
 def create_app(database: Database | None = None,
                users_for_role: Callable[[str], list[int]] | None = None) -> FastAPI:
     """The app, bound to Airflow's users (`ticketflow.web.auth`); by default to `ticketing_db` and the TTS service."""
@@ -73,6 +87,7 @@ def create_app(database: Database | None = None,
                   generate_unique_id_function=lambda route: f"ticketflow_{route.name}")
     guard(app, TicketflowError.__name__)  # no cross-site writes, JSON bodies only, security headers
 
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     for error in (tasks.TaskError, events.EventNotFound, TtsError, DatabaseUnavailable, psycopg.DataError,
                   psycopg.OperationalError):
         app.add_exception_handler(error, lambda request, exc: JSONResponse({"detail": _message(exc)}, _status_of(exc)))
@@ -185,6 +200,6 @@ def create_app(database: Database | None = None,
         ui_root = request.scope.get("root_path", "").removesuffix(URL_PREFIX)
         return dashboard.render(conn, auth.readable_dag_ids(user), clock.utc_now(), ui_root)
 
-    for router in (task_routes, event_routes, tdx_routes):
+    for router in (task_routes, task_changes.routes(database.connection, TASK_DAG), event_routes, tdx_routes):
         app.include_router(router)
     return app

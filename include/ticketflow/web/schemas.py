@@ -54,6 +54,7 @@ class TicketflowTask(BaseModel):
     current_step_id: int | None
     users: list[TicketflowTaskUser]
     status: str
+    status_reason: str | None = None
     created_at: datetime
     updated_at: datetime
     fetched_at: datetime | None
