@@ -104,6 +104,17 @@ class AirflowApi:
             time.sleep(2)
 
 
+#: The e2e stack's schedules (make run's own settings): the one test of a schedule waits a minute, not five, and
+#: the other scheduled DAGs run once for their latest tick when the stack starts, then not again in a session, so
+#: what a test counts never races a scheduled run. Each test triggers the runs it needs.
+E2E_SCHEDULES = {
+    "TICKETFLOW_SCHEDULE_RESERVATION_LIFECYCLE": "* * * * *",
+    **{f"TICKETFLOW_SCHEDULE_{dag_id.upper()}": "0 0 1 1 *"
+       for dag_id in ("recurring_tickets", "event_lifecycle", "event_archive", "tdx_ticket_queue", "alerts",
+                      "retention")},
+}
+
+
 class MakeRun:
     """`make run` as a new user runs it, in a terminal of its own: free ports, a state directory of its own.
 
@@ -118,7 +129,8 @@ class MakeRun:
         self.home, self.ports, self.target = home, ports, target
         self.output: list[str] = []
         self.banner_at: float | None = None
-        env = {**os.environ, **ports.environment(), "TICKETFLOW_LOCAL_DIR": str(home), "TICKETFLOW_DEMO_DATA": "false"}
+        env = {**os.environ, **ports.environment(), **E2E_SCHEDULES, "TICKETFLOW_LOCAL_DIR": str(home),
+               "TICKETFLOW_DEMO_DATA": "false"}
         env.pop("TICKETFLOW_DATABASE_URL", None)  # its own embedded database, never one the tests were given
         self.make = subprocess.Popen(["make", "--no-print-directory", target], cwd=PROJECT_ROOT, env=env, text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
