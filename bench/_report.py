@@ -1,7 +1,7 @@
 """Writes docs/benchmarks.md from what `make bench` measured: each script's own description, its figures, the
 date and the machine. Benchmark runs change that page, never the README.
 
-    python bench/_report.py .local/bench     # the folder holding one <script>.log per script run
+    python bench/_report.py .local/bench [SCRIPT ...]   # the folder of <script>.log files; only these scripts
 """
 
 from __future__ import annotations
@@ -71,15 +71,25 @@ def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def render(logs: Path, now: datetime) -> str:
+def _sections(page: str) -> dict[str, str]:
+    """The sections of an earlier page by title, for the scripts not measured this time."""
+    return {chunk.split("\n", 1)[0]: "## " + chunk.rstrip("\n") for chunk in page.split("\n## ")[1:]}
+
+
+def render(logs: Path, now: datetime, earlier: str = "", only: set[str] | None = None) -> str:
+    """The page; with `only`, just those scripts' logs are read and every other section is kept from `earlier`."""
     lines = ["# Benchmarks", "",
              f"Written by `make bench` on {now:%Y-%m-%d %H:%M} UTC. Each section is one script in `bench/`: what it",
-             "measures (the script's own description) and the figures of that run. Run one script again with",
-             "`make bench ONLY=<name>` (the other sections keep their last figures).", "", "| machine | |", "|---|---|"]
+             "measures (the script's own description) and the figures of its last run. `make bench ONLY=<name>`",
+             "runs one script again; the other sections keep the figures they had.", "", "| machine | |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in machine().items()]
+    kept = _sections(earlier)
     for script in sorted((PROJECT_ROOT / "bench").glob("[!_]*.py")):
         title, body = description(script)
         log = logs / f"{script.stem}.log"
+        if (not log.exists() or (only and script.stem not in only)) and title in kept:
+            lines += ["", kept[title]]  # not run this time: its last figures stay
+            continue
         lines += ["", f"## {title}", "", f"`bench/{script.name}`", ""]
         if body:
             lines += [body, ""]
@@ -98,7 +108,8 @@ def render(logs: Path, now: datetime) -> str:
 
 def main(argv: list[str]) -> int:
     logs = Path(argv[0]) if argv else PROJECT_ROOT / ".local" / "bench"
-    PAGE.write_text(render(logs, datetime.now(UTC)))
+    only = set(argv[1:]) or None
+    PAGE.write_text(render(logs, datetime.now(UTC), PAGE.read_text() if PAGE.exists() else "", only))
     print(f"wrote {PAGE.relative_to(PROJECT_ROOT)}")
     return 0
 

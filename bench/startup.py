@@ -55,9 +55,13 @@ def _start(clone: Path, ports: Ports) -> dict[str, float]:
         return {"banner_seconds": round(banner, 1), "usable_seconds": round(usable, 1),
                 "ctrl_c_seconds": round(time.monotonic() - stopping, 1)}
     finally:
-        if make.poll() is None:
-            os.killpg(make.pid, signal.SIGKILL)
-            make.wait()
+        if make.poll() is None:  # stopped or failed early: Ctrl-C, so the stack cleans up after itself
+            os.killpg(make.pid, signal.SIGINT)
+            try:
+                make.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(make.pid, signal.SIGKILL)
+                make.wait()
 
 
 def _stop_like_ctrl_c(signum, frame):

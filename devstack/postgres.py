@@ -35,6 +35,36 @@ SUPERUSER = "postgres"
 SERVICE_USER = "pgserver"
 
 
+#: The statements that give every schema of the database (but PostgreSQL's own) and every table, view, sequence,
+#: function and type in them that `previous` owns to `owner`. Sequences owned by a column move with their table.
+_HAND_OVER = """
+    SELECT format('ALTER SCHEMA %%I OWNER TO %%I', n.nspname, %(owner)s::text)
+    FROM pg_namespace n
+    WHERE pg_get_userbyid(n.nspowner) = %(previous)s
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'
+    UNION ALL
+    SELECT format('ALTER %%s %%s OWNER TO %%I',
+                  CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                                 WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, c.oid::regclass, %(owner)s::text)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE pg_get_userbyid(c.relowner) = %(previous)s AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                      AND d.deptype IN ('a', 'i'))
+    UNION ALL
+    SELECT format('ALTER ROUTINE %%s OWNER TO %%I', p.oid::regprocedure, %(owner)s::text)
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE pg_get_userbyid(p.proowner) = %(previous)s
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'
+    UNION ALL
+    SELECT format('ALTER TYPE %%s OWNER TO %%I', t.oid::regtype, %(owner)s::text)
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+    WHERE pg_get_userbyid(t.typowner) = %(previous)s AND t.typtype IN ('e', 'd', 'c', 'r')
+      AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'
+"""
+
+
 class PostgresCommandError(RuntimeError):
     """initdb or pg_ctl failed; the message carries what it said."""
 
@@ -121,7 +151,9 @@ class EmbeddedPostgres:
         self.data_dir.chmod(0o700)
         with tempfile.TemporaryDirectory() as scratch:
             password_file = Path(scratch) / "password"
-            password_file.write_text(self.password() + "\n")
+            descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as out:
+                out.write(self.password() + "\n")
             if self._run_as:  # initdb runs as the service user, who must read it
                 _make_traversable(password_file)
                 shutil.chown(password_file, user=self._run_as)
@@ -184,6 +216,16 @@ class EmbeddedPostgres:
                                  (name,)).fetchone()
             if found is None:
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))
-            elif found[0] in self._passwords():
-                owner = found[0]  # made before it had an owner of its own: it stays its creator's
+            elif found[0] != owner:
+                self._hand_over(name, found[0], owner)
         return self.url(name, owner)
+
+    def _hand_over(self, database: str, previous: str, owner: str) -> None:
+        """A database made before it had an owner of its own (the superuser made everything): the database,
+        its schemas and everything in them now belong to `owner`, so the DAGs stop connecting as a superuser.
+        (REASSIGN OWNED cannot take objects from the bootstrap superuser.)"""
+        with psycopg.connect(self.url(database), autocommit=True) as conn, conn.transaction():
+            conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database),
+                                                                         sql.Identifier(owner)))
+            for (change,) in conn.execute(_HAND_OVER, {"previous": previous, "owner": owner}).fetchall():
+                conn.execute(change)

@@ -19,6 +19,7 @@ imports it. Its state lives in `.local/` (`TICKETFLOW_LOCAL_DIR` moves it).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import secrets
@@ -31,6 +32,8 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import IO
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psutil
 import psycopg
@@ -74,7 +77,10 @@ class Ports:
     @classmethod
     def free(cls) -> Ports:
         """Fresh ports for a second stack beside a running `make run` (the tests)."""
-        return cls(**{f.name: free_port() for f in fields(cls)})
+        chosen: set[int] = set()
+        while len(chosen) < len(fields(cls)):
+            chosen.add(free_port())
+        return cls(*sorted(chosen))
 
     @staticmethod
     def variable(name: str) -> str:
@@ -251,10 +257,27 @@ class LocalStack:
         log = open(self.logs / f"{name}.log", "ab")
         self._log_offsets[name] = log.tell()
         self._children[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.home)
+                                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.home,
+                                                preexec_fn=_terminate_with_parent)
         log.close()
 
+    def check_ports_free(self) -> None:
+        """Every port this stack will listen on, free now: a clear error instead of a component dying later."""
+        wanted = ["api", "tts", "tdx", "smtp", "webhook", "worker_logs", "trigger_logs", "scheduler_health",
+                  *(["redis"] if self.own_redis else [])]
+        for name in wanted:
+            port = getattr(self.ports, name)
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError as exc:
+                    raise StackError(f"port {port} is in use ({exc.strerror}): another make run or another program"
+                                     f" holds it; stop that, or choose another port with {Ports.variable(name)}"
+                                     ) from None
+
     def start(self, timeout: float = 240) -> None:
+        self.check_ports_free()
         env = self.airflow_env()
         self._spawn("standins", [sys.executable, "-m", "devstack.standins",
                                  "--tts-port", str(self.ports.tts), "--tdx-port", str(self.ports.tdx),
@@ -401,12 +424,24 @@ class LocalStack:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner may read, from the first byte on."""
+    """Write a file only its owner may read, from the first byte on, and whole: readers (the API server reads
+    the passwords file at every login) see the old text or the new, never an empty file."""
+    if path.exists() and path.read_text() == text:
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as out:
         out.write(text)
-    path.chmod(0o600)
+    os.replace(scratch, path)
+
+
+def _terminate_with_parent() -> None:
+    """In a child, before exec: the kernel sends it SIGTERM when the stack's process dies, however it dies
+    (SIGKILL, the OOM killer), so no component outlives it holding its ports."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -469,12 +504,34 @@ def local_stack(postgres: EmbeddedPostgres, celery_workers: int = 0) -> LocalSta
                       demo_data=demo_data, redis_url=os.environ.get("TICKETFLOW_REDIS_URL") or None)
 
 
+def _lock(home: Path) -> IO[str] | None:
+    """The state directory for this `make run` alone (released when the process ends, however it ends)."""
+    home.mkdir(parents=True, exist_ok=True)
+    lock = open(home / "stack.lock", "a+")  # held open for the life of the process
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        print(f"Ticketflow is already running from {home} (process {lock.read().strip() or '?'}): stop it first,"
+              " or give this one another TICKETFLOW_LOCAL_DIR and other ports", file=sys.stderr, flush=True)
+        lock.close()
+        return None
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
 def run(celery_workers: int = 0) -> int:
-    # Ctrl-C and TERM both stop everything. SIGINT is set explicitly: a shell that starts `make run` in the
-    # background (a script, CI) leaves SIGINT ignored, and Python would then never raise KeyboardInterrupt.
-    for stop in (signal.SIGINT, signal.SIGTERM):
+    # Ctrl-C, TERM and a closed terminal (HUP) all stop everything. SIGINT is set explicitly: a shell that starts
+    # `make run` in the background (a script, CI) leaves SIGINT ignored, and Python would never raise
+    # KeyboardInterrupt.
+    for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop, _raise_keyboard_interrupt)
     started = time.monotonic()
+    lock = _lock(local_dir())
+    if lock is None:
+        return 1
     postgres = local_postgres()
     stack = None
     try:
@@ -511,7 +568,7 @@ def run(celery_workers: int = 0) -> int:
         return 1
     finally:
         # A second Ctrl-C must not cut the cleanup short and leave processes behind.
-        for stop in (signal.SIGINT, signal.SIGTERM):
+        for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(stop, signal.SIG_IGN)
         try:
             if stack is not None:
@@ -560,8 +617,12 @@ def psql_command() -> int:
             print("make psql: the embedded PostgreSQL is not running; start it with make run", file=sys.stderr)
             return 1
         url = _app_database_url(postgres)
+    # The password goes through the environment: on the command line every local user would see it (ps).
+    parts = urlsplit(url)
+    without_password = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    env = {**os.environ, "PGUSER": unquote(parts.username or ""), "PGPASSWORD": unquote(parts.password or "")}
     psql = shutil.which("psql") or str(POSTGRES_BIN_PATH / "psql")
-    os.execv(psql, [psql, url])
+    os.execve(psql, [psql, without_password], env)
 
 
 def main() -> int:

@@ -18,7 +18,7 @@ PUBLISHED_DAG_IDS = {"recurring_tickets", "ticket_intake", "ticket_task_assignme
                      "reservation_lifecycle", "event_lifecycle", "notifications"}
 #: DAGs Ticketflow adds beside the published ones (documented in docs/).
 ADDED_DAG_IDS = {"event_archive", "email_requeue", "tdx_clear_failed_actions", "alerts"}
-WALL_CLOCK_CALLS = {"now", "utcnow", "today"}
+WALL_CLOCK_CALLS = {"now", "utcnow", "today"}  # datetime's, date's, pendulum's; and time.time() below
 
 
 def _parse_without_network(folder: Path) -> DagBag:
@@ -90,14 +90,17 @@ def test_every_task_refuses_a_conf_key_its_dag_does_not_declare_and_takes_those_
 def _wall_clock_reads(path: Path) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in WALL_CLOCK_CALLS:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
+                node.func.attr in WALL_CLOCK_CALLS or ast.unparse(node.func) == "time.time"):
             where = path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
             found.append(f"{where}:{node.lineno} {ast.unparse(node.func)}()")
     return found
 
 
-#: Where the wall clock is read: the one seam, for what shows "now" to a person and decides nothing.
-WALL_CLOCK_ALLOWED = {"include/ticketflow/clock.py"}
+#: Where the wall clock is read: the one seam, for what shows "now" to a person and decides nothing; and the TDX
+#: client's waits, which compare TDX's rate-limit reset dates (wall-clock dates in its answers) and its token's
+#: expiry with the clock: how long to wait, never what is due.
+WALL_CLOCK_ALLOWED = {"include/ticketflow/clock.py", "include/ticketflow/tdx/client.py"}
 #: Retry backoff is operational, not a run's decision: a rerun must not replay an old retry schedule.
 SQL_CLOCK_ALLOWED = {"assignment/match_pending.sql", "assignment/ready.sql", "assignment/record_failure.sql",
                      "outbox/ready.sql"}
@@ -126,6 +129,8 @@ def test_sql_queries_do_not_read_the_clock_to_decide_what_is_due():
 def test_the_clock_guards_see_what_they_guard(tmp_path):
     (tmp_path / "sneaky.py").write_text("from datetime import datetime\nstamp = datetime.now()\n")
     assert _wall_clock_reads(tmp_path / "sneaky.py")
+    (tmp_path / "epoch.py").write_text("import time\nstamp = time.time()\n")
+    assert _wall_clock_reads(tmp_path / "epoch.py")
     for sql in ("WHERE start_time <= clock_timestamp()", "WHERE d < now()", "AND x < localtimestamp"):
         assert SQL_CLOCK.search(SQL_STAMP.sub("", sql.lower())), sql
     assert not SQL_CLOCK.search(SQL_STAMP.sub("", "set updated_at = clock_timestamp()"))

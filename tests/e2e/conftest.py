@@ -87,13 +87,14 @@ class AirflowApi:
         return self.get(f"dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}"
                         "/xcomEntries/return_value")["value"]
 
-    def wait_for_quiet_window(self, dag_id: str, seconds: float) -> None:
+    def wait_for_quiet_window(self, dag_id: str, seconds: float, timeout: float = 600) -> None:
         """Wait until no run of `dag_id` is active and its next scheduled run is `seconds` away or more.
 
         The stack runs the DAGs on their schedule, as `make run` does; a test that counts what one run
         changed must not race a scheduled run. The next run's time comes from Airflow itself, so this
         holds whatever the schedule.
         """
+        deadline = time.monotonic() + timeout
         while True:
             active = [r for r in self.runs(dag_id) if r["state"] in ("queued", "running")]
             next_run = self.get(f"dags/{dag_id}").get("next_dagrun_run_after")
@@ -101,6 +102,9 @@ class AirflowApi:
             far_enough = next_run is None or datetime.fromisoformat(next_run) - now >= timedelta(seconds=seconds)
             if not active and far_enough:
                 return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{dag_id}: no quiet {seconds:.0f} s in {timeout:.0f} s (active: {active},"
+                                     f" next run {next_run})")
             time.sleep(2)
 
 
@@ -128,11 +132,14 @@ class MakeRun:
     """
 
     BANNER_END = "Press Ctrl-C to stop everything."
+    COMPONENTS = ("api_server", "airflow scheduler", "airflow dag-processor", "airflow triggerer",
+                  "devstack.standins", "devstack.logserver", "postgres -D")
 
     def __init__(self, home: Path, ports: Ports, target: str = "run"):
         self.home, self.ports, self.target = home, ports, target
         self.output: list[str] = []
         self.banner_at: float | None = None
+        self.at_banner: dict[str, tuple[int, float]] = {}
         env = {**os.environ, **ports.environment(), **E2E_SCHEDULES, "TICKETFLOW_LOCAL_DIR": str(home),
                "TICKETFLOW_DEMO_DATA": "false"}
         env.pop("TICKETFLOW_DATABASE_URL", None)  # its own embedded database, never one the tests were given
@@ -146,6 +153,20 @@ class MakeRun:
             self.output.append(line)
             if line.startswith(self.BANNER_END):
                 self.banner_at = time.monotonic()
+
+    def components(self) -> dict[str, tuple[int, float]]:
+        """make, the stack's own process and each long-lived component: which process it is (pid, start time).
+        Database sessions and task processes come and go; these must not."""
+        found = {}
+        for process in self.processes():
+            try:
+                line, identity = " ".join(process.cmdline()), (process.pid, process.create_time())
+            except psutil.Error:
+                continue
+            for name in (*self.COMPONENTS, f"make --no-print-directory {self.target}", "devstack.stack run"):
+                if name in line and (name != "postgres -D" or "postgres: " not in line):
+                    found.setdefault(name, identity)
+        return found
 
     def wait_for_banner(self, timeout: float = 300) -> str:
         deadline = time.monotonic() + timeout
@@ -214,6 +235,7 @@ def make_run() -> Iterator[MakeRun]:
         started = MakeRun(home, Ports.free())
         try:
             started.wait_for_banner()
+            started.at_banner = started.components()  # what the last test finds again, however long the rest took
             yield started
         finally:
             if started.make.poll() is None or started.processes():

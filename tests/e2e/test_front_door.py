@@ -18,8 +18,6 @@ from devstack.stack import ADMIN_PASSWORD, ADMIN_USER, VIEWER_PASSWORD, VIEWER_U
 from ticketflow.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
-COMPONENTS = ("api_server", "airflow scheduler", "airflow dag-processor", "airflow triggerer", "devstack.standins",
-              "devstack.logserver", "postgres -D")
 #: What a process that the stack started must be doing to count as "still up".
 STILL_UP_AFTER_SECONDS = 30
 STOPPED_WITHIN_SECONDS = 60
@@ -43,20 +41,6 @@ def _command_lines(processes: list[psutil.Process]) -> list[str]:
     return lines
 
 
-def _components(make_run) -> dict[str, tuple[int, float]]:
-    """make, the stack's own process and each component: which process it is (pid, start time)."""
-    found = {}
-    for process in make_run.processes():
-        try:
-            line, identity = " ".join(process.cmdline()), (process.pid, process.create_time())
-        except psutil.Error:
-            continue
-        for name in (*COMPONENTS, "make --no-print-directory run", "devstack.stack run"):
-            if name in line and (name != "postgres -D" or "postgres: " not in line):
-                found.setdefault(name, identity)
-    return found
-
-
 def test_make_run_prints_its_banner_and_airflow_is_healthy(make_run, stack):
     banner = make_run.wait_for_banner()
     assert f"Airflow UI and REST API: http://localhost:{make_run.ports.api}" in banner
@@ -65,8 +49,7 @@ def test_make_run_prints_its_banner_and_airflow_is_healthy(make_run, stack):
     assert str(make_run.home / "mailbox") in banner and str(make_run.home / "logs") in banner
     health = _health(stack)
     assert set(health) >= {"metadatabase", "scheduler", "triggerer", "dag_processor"} and _all_healthy(health)
-    running = _command_lines(make_run.processes())
-    assert [c for c in COMPONENTS if not any(c in line for line in running)] == [], running
+    assert set(make_run.at_banner) == {*make_run.COMPONENTS, "make --no-print-directory run", "devstack.stack run"}
 
 
 def test_make_run_listens_on_loopback_only_and_needs_passwords(make_run, stack):
@@ -96,13 +79,13 @@ def test_make_psql_opens_the_application_database(make_run):
 
 @pytest.mark.stops_the_stack
 def test_make_run_stays_up_and_ctrl_c_stops_every_process_and_port(make_run, stack):
-    components = _components(make_run)  # the long-lived ones (database sessions and task processes come and go)
     up_for = time.monotonic() - make_run.banner_at
     if up_for < STILL_UP_AFTER_SECONDS:
         time.sleep(STILL_UP_AFTER_SECONDS - up_for)
-    # Still up: each component is the very process it was (none died and came back), and it still answers.
+    # Still up: each component is the very process it was when the banner came (none died and came back),
+    # at least 30 s (and every other e2e test) later, and it still answers.
     assert make_run.make.poll() is None, "".join(make_run.output)[-3000:]
-    assert _components(make_run) == components
+    assert make_run.components() == make_run.at_banner
     assert _all_healthy(_health(stack))
     login = requests.post(f"{stack.api_url}/auth/token", json={"username": ADMIN_USER, "password": ADMIN_PASSWORD},
                           timeout=10)

@@ -59,14 +59,15 @@ FIRST_LINE_OF_0001_AS_RUN = "-- Core schema: the tables CONTRACT.md names, plus 
 def test_a_migration_reworded_only_in_a_comment_is_accepted_and_its_record_moves_to_the_new_text(database_factory):
     current = (MIGRATIONS_DIR / "0001_core_schema.sql").read_bytes()
     as_run = FIRST_LINE_OF_0001_AS_RUN.encode() + current[current.index(b"\n"):]
-    assert hashlib.sha256(as_run).hexdigest() == REWORDED_COMMENTS["0001_core_schema"]
+    ran_with, reworded = REWORDED_COMMENTS["0001_core_schema"]
+    assert hashlib.sha256(as_run).hexdigest() == ran_with and hashlib.sha256(current).hexdigest() == reworded
     assert current.splitlines()[0].startswith(b"--") and current.splitlines()[1:] == as_run.splitlines()[1:]
 
     url = database_factory()
     migrate(url)
     with closing(psycopg.connect(url, autocommit=True)) as conn:
         conn.execute(f"UPDATE {CHECKSUM_TABLE} SET sha256 = %s WHERE migration_id = '0001_core_schema'",
-                     (REWORDED_COMMENTS["0001_core_schema"],))
+                     (ran_with,))
         assert migrate(url).applied == []
         recorded = conn.execute(f"SELECT sha256 FROM {CHECKSUM_TABLE} WHERE migration_id = '0001_core_schema'"
                                 ).fetchone()[0]
