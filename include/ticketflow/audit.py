@@ -130,6 +130,63 @@ class AuditedRun:
         self.outcome = self.outcome.plus(delta)
 
 
+_START_PART = """
+INSERT INTO automation_runs AS r
+    (dag_id, run_id, data_interval_start, data_interval_end, due_at, try_number, status, parts)
+VALUES (%(dag_id)s, %(run_id)s, %(data_interval_start)s, %(data_interval_end)s, %(due_at)s,
+        %(try_number)s, 'running', %(parts)s)
+ON CONFLICT (dag_id, run_id) DO UPDATE SET
+    try_number = greatest(r.try_number, EXCLUDED.try_number),
+    parts = EXCLUDED.parts,
+    -- A run that had succeeded, or whose plan changed, was cleared: it starts over. Otherwise this part
+    -- joins the others, or is a failed part's retry (the run stays `error` until that part succeeds).
+    (started_at, finished_at, status, error, parts_done) = (
+        SELECT CASE WHEN cleared THEN clock_timestamp() ELSE r.started_at END,
+               CASE WHEN cleared THEN NULL ELSE r.finished_at END,
+               CASE WHEN cleared THEN 'running' ELSE r.status END,
+               CASE WHEN cleared THEN NULL ELSE r.error END,
+               CASE WHEN cleared THEN '{}' ELSE r.parts_done END
+        FROM (SELECT r.status = 'success' OR r.parts IS DISTINCT FROM EXCLUDED.parts AS cleared) AS run)
+"""
+
+# Computed from the row as it is once locked, so parts finishing together both count. Every part done
+# succeeds the run, an earlier failure included: that part's retry has just succeeded.
+_FINISH_PART = """
+UPDATE automation_runs SET
+    parts_done = CASE WHEN %(part)s = ANY(parts_done) THEN parts_done ELSE parts_done || %(part)s END,
+    status = CASE WHEN cardinality(parts_done) + (%(part)s <> ALL(parts_done))::int >= parts
+                  THEN 'success' ELSE status END,
+    error = CASE WHEN cardinality(parts_done) + (%(part)s <> ALL(parts_done))::int >= parts
+                 THEN NULL ELSE error END,
+    finished_at = CASE WHEN cardinality(parts_done) + (%(part)s <> ALL(parts_done))::int >= parts
+                       THEN clock_timestamp() ELSE finished_at END
+WHERE dag_id = %(dag_id)s AND run_id = %(run_id)s
+"""
+
+
+class AuditedPart(AuditedRun):
+    """Part `part` of a run done by `parts` mapped tasks at once, with no task before or after them to open or
+    close its row: each part opens it (the first creates it), adds its units, and the last to finish closes it
+    (`success`). A part that fails marks the run `error` until its retry succeeds."""
+
+    def __init__(self, conn: psycopg.Connection, window: RunWindow, part: int, parts: int):
+        super().__init__(conn, window)
+        self.part, self.parts = part, parts
+
+    def __enter__(self) -> AuditedPart:
+        with self.conn.transaction():
+            self.conn.execute(_START_PART, {**self.window.__dict__, "parts": self.parts})
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc is not None:
+            close_run(self.conn, self.window, f"{type(exc).__name__}: {exc}")
+            return
+        with self.conn.transaction():
+            self.conn.execute(_FINISH_PART, {"part": self.part, "dag_id": self.window.dag_id,
+                                             "run_id": self.window.run_id})
+
+
 def run_audited(
     conn: psycopg.Connection, window: RunWindow, work: Callable[[psycopg.Connection, RunWindow], RunOutcome]
 ) -> RunOutcome:
