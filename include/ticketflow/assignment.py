@@ -28,8 +28,9 @@ from ticketflow.audit import AuditedRun
 from ticketflow.tts import TtsError
 
 BATCH_SIZE = 500
-#: A unit is worth a task (its own process on a worker) from one batch of tickets on.
-UNIT_MIN_TICKETS = BATCH_SIZE
+#: A unit is worth a task from two batches of tickets on: its own process on a worker costs about what a
+#: batch of assignment does.
+UNIT_MIN_TICKETS = 2 * BATCH_SIZE
 log = logging.getLogger(__name__)
 
 

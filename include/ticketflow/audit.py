@@ -122,12 +122,15 @@ class AuditedRun:
         delta = RunOutcome()
         with self.conn.transaction():
             yield delta
-            self.conn.execute(_ADD_TO_TOTALS, {
+            self.conn.execute(self._add_to_totals, {
                 "processed": delta.processed, "changed": delta.changed, "skipped": delta.skipped,
                 "details": json.dumps(delta.details, default=str),
-                "dag_id": self.window.dag_id, "run_id": self.window.run_id,
+                "dag_id": self.window.dag_id, "run_id": self.window.run_id, **self._key,
             })
         self.outcome = self.outcome.plus(delta)
+
+    _add_to_totals = _ADD_TO_TOTALS
+    _key: dict = {}
 
 
 _START_PART = """
@@ -164,14 +167,50 @@ WHERE dag_id = %(dag_id)s AND run_id = %(run_id)s
 """
 
 
+# A part's units add to its own row: parts working at once never wait for each other's commits on the run's row.
+_ADD_TO_PART = """
+INSERT INTO automation_run_parts AS p (dag_id, run_id, part, processed, changed, skipped, details)
+VALUES (%(dag_id)s, %(run_id)s, %(part)s, %(processed)s, %(changed)s, %(skipped)s, %(details)s)
+ON CONFLICT (dag_id, run_id, part) DO UPDATE SET
+    processed = p.processed + EXCLUDED.processed, changed = p.changed + EXCLUDED.changed,
+    skipped = p.skipped + EXCLUDED.skipped, details = ticketflow_merge_totals(p.details, EXCLUDED.details)
+"""
+
+# The totals of a part (or, `part` NULL, of every part) move to the run's row.
+_FOLD_PARTS = """
+WITH folded AS (
+    DELETE FROM automation_run_parts
+    WHERE dag_id = %(dag_id)s AND run_id = %(run_id)s AND (%(part)s::integer IS NULL OR part = %(part)s::integer)
+    RETURNING processed, changed, skipped, details
+),
+total AS (
+    SELECT sum(processed) AS processed, sum(changed) AS changed, sum(skipped) AS skipped,
+           ticketflow_sum_totals(details) AS details
+    FROM folded HAVING count(*) > 0
+)
+UPDATE automation_runs r
+SET processed = r.processed + total.processed, changed = r.changed + total.changed,
+    skipped = r.skipped + total.skipped, details = ticketflow_merge_totals(r.details, total.details)
+FROM total
+WHERE r.dag_id = %(dag_id)s AND r.run_id = %(run_id)s
+"""
+
+
 class AuditedPart(AuditedRun):
     """Part `part` of a run done by `parts` mapped tasks at once, with no task before or after them to open or
-    close its row: each part opens it (the first creates it), adds its units, and the last to finish closes it
-    (`success`). A part that fails marks the run `error` until its retry succeeds."""
+    close its row: each part opens it (the first creates it), and the last to finish closes it (`success`). A
+    part that fails marks the run `error` until its retry succeeds.
+
+    Each unit commits with the part's own totals (`automation_run_parts`), which the part adds to the run's
+    row when it ends, succeeded or failed (`mark_failed` does it for a part that was killed).
+    """
+
+    _add_to_totals = _ADD_TO_PART
 
     def __init__(self, conn: psycopg.Connection, window: RunWindow, part: int, parts: int):
         super().__init__(conn, window)
         self.part, self.parts = part, parts
+        self._key = {"part": part}
 
     def __enter__(self) -> AuditedPart:
         with self.conn.transaction():
@@ -179,12 +218,13 @@ class AuditedPart(AuditedRun):
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
+        run = {"part": self.part, "dag_id": self.window.dag_id, "run_id": self.window.run_id}
+        with self.conn.transaction():
+            self.conn.execute(_FOLD_PARTS, run)
+            if exc is None:
+                self.conn.execute(_FINISH_PART, run)
         if exc is not None:
             close_run(self.conn, self.window, f"{type(exc).__name__}: {exc}")
-            return
-        with self.conn.transaction():
-            self.conn.execute(_FINISH_PART, {"part": self.part, "dag_id": self.window.dag_id,
-                                             "run_id": self.window.run_id})
 
 
 def run_audited(
@@ -202,6 +242,7 @@ def run_audited(
 def mark_failed(conn: psycopg.Connection, dag_id: str, run_id: str, error: str) -> None:
     """Close a run that died without closing its own row (killed, timed out)."""
     with conn.transaction():
+        conn.execute(_FOLD_PARTS, {"dag_id": dag_id, "run_id": run_id, "part": None})  # a killed part's totals
         conn.execute(
             "UPDATE automation_runs SET status = 'error', finished_at = clock_timestamp(), error = %s"
             " WHERE dag_id = %s AND run_id = %s AND status = 'running'",

@@ -269,7 +269,7 @@ def test_tts_tdx_and_smtp_down_for_a_while_then_the_backlog_drains_on_its_own(ce
 
 
 def test_a_backlog_is_assigned_by_task_instances_on_both_workers(celery_stack, celery_api):
-    """1,500 tickets over the stand-in's three roles: three `assign_tasks` instances, spread over the workers,
+    """3,000 tickets over the stand-in's three roles: three `assign_tasks` instances, spread over the workers,
     and each role's rotation exact."""
     from devstack.standins import DEMO_ROLES
     from devstack.workers import workers_by_task_instance
@@ -285,10 +285,10 @@ def test_a_backlog_is_assigned_by_task_instances_on_both_workers(celery_stack, c
         since = conn.execute("SELECT now()").fetchone()[0]
         tickets = [row[0] for row in conn.execute(
             "INSERT INTO tickets (subject, department, category) SELECT 'spread ' || g, 'Spread',"
-            " (%s::text[])[1 + g %% 3] FROM generate_series(1, 1500) AS g RETURNING id", (list(DEMO_ROLES),))]
+            " (%s::text[])[1 + g %% 3] FROM generate_series(1, 3000) AS g RETURNING id", (list(DEMO_ROLES),))]
         eventually(lambda: conn.execute("SELECT count(*) FROM tasks WHERE ticket_id = ANY(%s)",
                                         (tickets,)).fetchone()[0] == len(tickets), seconds=240,
-                   what="a task for each of the 1,500 tickets")
+                   what="a task for each of the 3,000 tickets")
         for role, users in DEMO_ROLES.items():
             turns = [user["userID"] for (assigned,) in conn.execute(
                 "SELECT k.users FROM tasks k JOIN tickets t ON t.id = k.ticket_id WHERE t.category = %s"

@@ -59,21 +59,22 @@ def test_a_backlog_is_shared_out_by_role_into_units_of_about_the_same_size(db, w
         _tickets(db, category, count)
     db.execute("UPDATE tickets SET next_allocation_at = now() + interval '1 hour' WHERE subject = 'Rooms1'")
 
-    units = plan_units(db, max_units=8)
+    units = plan_units(db, max_units=8, min_tickets=500)
 
     # 2,999 tickets would make five units, but three finish as soon: Hardware alone takes as long.
     assert [(unit["roles"], unit["tickets"]) for unit in units] == [
         (["Hardware"], 1200), (["Rooms", "Printers"], 1049), (["Network", None], 750)]
     assert [(unit["part"], unit["parts"]) for unit in units] == [(0, 3), (1, 3), (2, 3)]
     assert units[1]["label"] == "Rooms +1 role: 1049 tickets"
-    assert [unit["tickets"] for unit in plan_units(db, max_units=2)] == [1650, 1349]
+    assert [unit["tickets"] for unit in plan_units(db, max_units=2, min_tickets=500)] == [1650, 1349]
+    assert [unit["tickets"] for unit in plan_units(db, max_units=8)] == [1650, 1349]  # two units' worth
     assert [unit["tickets"] for unit in plan_units(db, max_units=8, min_tickets=1500)] == [2999]
 
 
 def test_an_even_backlog_gets_one_unit_per_role_up_to_the_limit(db, workflows):
     for category in ROLES:
-        _tickets(db, category, 600)
-    _tickets(db, "No such category", 600)
+        _tickets(db, category, 1000)
+    _tickets(db, "No such category", 1000)
     assert [unit["roles"] for unit in plan_units(db, max_units=8)] == [
         ["Hardware"], ["Network"], ["Printers"], ["Rooms"], [None]]  # never more units than roles
     assert [len(unit["roles"]) for unit in plan_units(db, max_units=3)] == [2, 2, 1]
@@ -162,3 +163,25 @@ def test_parts_finishing_at_the_same_moment_both_count(db, run_concurrently):
         run_concurrently(["0", "1", "2", "3"], part)
         status, done, finished, _ = _run_row(db)
         assert (status, sorted(done), finished) == ("success", [0, 1, 2, 3], True)
+
+
+def test_a_parts_units_reach_the_run_when_the_part_ends_or_is_marked_failed(db):
+    from ticketflow.audit import mark_failed
+
+    def totals():
+        return (db.execute("SELECT processed, details FROM automation_runs").fetchone(),
+                db.execute("SELECT part, processed FROM automation_run_parts ORDER BY part").fetchall())
+
+    ending = AuditedPart(db, WINDOW, 0, 2).__enter__()
+    with ending.unit() as outcome:
+        outcome.processed, outcome.details = 3, {"created": 3}
+    assert totals() == ((0, {}), [(0, 3)])  # committed, on the part's own row while it works
+    ending.__exit__(None, None, None)
+    assert totals() == ((3, {"created": 3}), [])
+
+    killed = AuditedPart(db, WINDOW, 1, 2).__enter__()
+    with killed.unit() as outcome:
+        outcome.processed, outcome.details = 2, {"created": 1, "failed": 1}
+    mark_failed(db, WINDOW.dag_id, WINDOW.run_id, "task failed: heartbeat timeout")  # no __exit__: SIGKILL
+    assert totals() == ((5, {"created": 4, "failed": 1}), [])
+    assert _run_row(db)[0] == "error"
