@@ -7,7 +7,7 @@ idle) and wakes on the NOTIFY of every insert into `tickets`, from
 `ticket_intake`, `POST /ticketflow/tickets`, `recurring_tickets` or any
 other application, at the latest every 30 s or when a retry falls due. It
 then shares the waiting tickets out by role into units of about the same
-size (one per 1,000 tickets, at most `TICKETFLOW_ASSIGNMENT_UNITS`, default 8;
+size (one per 1,000 tickets, at most `TICKETFLOW_ASSIGNMENT_UNITS`, default 4;
 a few tickets are one unit), and `assign_tasks` maps over them, so units
 run on different workers at once. Each unit serves its roles' tickets:
 workflow matching (department + category + sub-category, else department +
