@@ -10,6 +10,8 @@ again before writing (a misspelt field fails the run, it is not dropped), and a
 bad ticket fails at once, without retries. A ticket whose `external_id` is known updates that ticket. XCom:
 `{"ticket_id", "action": "created" | "updated"}`. A new ticket wakes
 `ticket_task_assignment` at once (PostgreSQL NOTIFY), no schedule involved.
+Many tickets at once: `POST /ticketflow/tickets` takes up to 1,000 per request,
+with the same validation.
 """
 
 from contextlib import closing

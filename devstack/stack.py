@@ -175,6 +175,11 @@ class LocalStack:
         return [f"worker{n}" for n in range(1, self.celery_workers + 1)]
 
     @property
+    def pids(self) -> dict[str, int]:
+        """Each running component's process id (it leads its own process group): to measure what each costs."""
+        return {name: child.pid for name, child in self._children.items()}
+
+    @property
     def api_url(self) -> str:
         return f"http://localhost:{self.ports.api}"
 

@@ -18,6 +18,7 @@ import email.utils
 import json
 import mailbox
 import math
+import os
 import re
 import signal
 import threading
@@ -512,6 +513,8 @@ def demo_tdx_data() -> TdxData:
 
 
 DEMO_ROLES = {"IT Support Technician": [3, 6, 9], "Facilities Coordinator": [11, 12], "Service Desk Lead": [1]}
+#: More roles for the TTS stand-in of a stack, as JSON (`{"role": [user ids]}`): the benchmarks spread work by role.
+EXTRA_ROLES_VARIABLE = "TICKETFLOW_STANDIN_TTS_ROLES"
 
 
 def main() -> None:
@@ -526,7 +529,8 @@ def main() -> None:
     parser.add_argument("--webhook-log", type=Path, required=True)
     args = parser.parse_args()
     services = [
-        TtsStandIn(DEMO_ROLES, port=args.tts_port).start(),
+        TtsStandIn({**DEMO_ROLES, **json.loads(os.environ.get(EXTRA_ROLES_VARIABLE) or "{}")},
+                   port=args.tts_port).start(),
         TdxStandIn(args.tdx_beid, args.tdx_key, demo_tdx_data(), port=args.tdx_port).start(),
         SmtpStandIn(args.mailbox, port=args.smtp_port).start(),
         WebhookStandIn(args.webhook_port, args.webhook_log).start(),

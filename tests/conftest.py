@@ -42,7 +42,7 @@ APP_TABLES = ("tasks", "steps", "workflows", "reservations", "customers", "event
               "email_outbox", "event_attendees", "role_rotation",
               "automation_runs", "recurring_occurrence_skips",
               "meta.daemon_action_log", "meta.tdx_token_cache", "alerts", "alert_items",
-              "meta.tdx_report_reads", "meta.tdx_ticket_sightings")
+              "meta.tdx_report_reads", "meta.tdx_ticket_sightings", "intake_requests", "automation_run_parts")
 
 
 def _with_database(url: str, database: str) -> str:

@@ -8,10 +8,16 @@ advisory lock, so two batches never hand out the same slot), create the task
 (one per ticket, unique) and mark the ticket allocated. All or nothing. A
 ticket that cannot be served keeps the reason in `allocation_error` and is
 retried with backoff; it never blocks the others.
+
+A backlog is shared out by role (`plan_units`): each unit is one mapped task
+that serves the tickets of its roles, so units run on different workers at
+once. A role belongs to one unit per run, and its rotation is serialised by
+its advisory lock whatever runs it, so the round-robin stays exact.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Callable
 
@@ -22,6 +28,9 @@ from ticketflow.audit import AuditedRun
 from ticketflow.tts import TtsError
 
 BATCH_SIZE = 500
+#: A unit is worth a task from two batches of tickets on: its own process on a worker costs about what a
+#: batch of assignment does.
+UNIT_MIN_TICKETS = 2 * BATCH_SIZE
 log = logging.getLogger(__name__)
 
 
@@ -50,7 +59,7 @@ def allocate_ticket(conn: psycopg.Connection, ticket_id: int, users_for_role: Ca
         conn.execute("UPDATE tickets SET next_allocation_at = NULL WHERE id = %s AND NOT is_task_allocated",
                      (ticket_id,))
         matched = conn.execute(queries.load("assignment/match_pending"),
-                               {"limit": 1, "ticket_id": ticket_id}).fetchone()
+                               {"limit": 1, "ticket_id": ticket_id, "roles": None}).fetchone()
         if matched is None:
             return False
         _, workflow_id, step_id, role = matched
@@ -96,13 +105,49 @@ def _allocate_one(conn: psycopg.Connection, ticket_id: int, workflow_id, step_id
     return "created"
 
 
+def _share_out(waiting: list[tuple[str | None, int]], count: int) -> list[tuple[int, list[str | None]]]:
+    """Roles into `count` units, largest role first into the least loaded unit: (tickets, roles), largest first."""
+    units: list[tuple[int, int, list[str | None]]] = [(0, index, []) for index in range(count)]
+    for role, tickets in sorted(waiting, key=lambda row: (-row[1], row[0] is None, row[0] or "")):
+        load, index, roles = heapq.heappop(units)
+        heapq.heappush(units, (load + tickets, index, [*roles, role]))
+    return [(load, roles) for load, _, roles in sorted(units, key=lambda unit: (-unit[0], unit[1]))]
+
+
+def _label(roles: list[str | None], tickets: int) -> str:
+    more = f" +{len(roles) - 1} role{'s' if len(roles) > 2 else ''}" if len(roles) > 1 else ""
+    return f"{roles[0] or 'no role'}{more}: {tickets} ticket{'s' if tickets != 1 else ''}"
+
+
+def plan_units(conn: psycopg.Connection, max_units: int, min_tickets: int = UNIT_MIN_TICKETS) -> list[dict]:
+    """The waiting tickets' roles shared out into units of work, largest first, for one mapped task each.
+
+    At most `max_units`, one per `min_tickets` waiting (a single new ticket is
+    one unit, as it was one task before) and one per role; of those counts, the
+    fewest that finish as soon as the most would (a role is never split: its
+    rotation is serial), so no worker slot starts a process for a sliver. A
+    `None` role stands for the tickets without one (no workflow, no steps),
+    which only get their reason recorded. `part`/`parts` let the units close
+    the run's audit row together.
+    """
+    waiting = conn.execute(f"SELECT role_name, count(*) FROM ({queries.load('assignment/match_pending')}) AS w"
+                           " GROUP BY role_name", {"limit": None, "ticket_id": None, "roles": None}).fetchall()
+    if not waiting:
+        return []
+    most = max(1, min(max_units, len(waiting), sum(tickets for _, tickets in waiting) // min_tickets))
+    fastest = _share_out(waiting, most)[0][0]
+    units = next(shares for count in range(1, most + 1) if (shares := _share_out(waiting, count))[0][0] <= fastest)
+    return [{"part": part, "parts": len(units), "roles": roles, "tickets": load, "label": _label(roles, load)}
+            for part, (load, roles) in enumerate(units)]
+
+
 def assign_waiting_tickets(run: AuditedRun, users_for_role: Callable[[str], list[int]], max_assignments: int,
-                           batch_size: int = BATCH_SIZE) -> None:
-    """Serve every ticket waiting for a task, batch after batch, until none is due."""
+                           batch_size: int = BATCH_SIZE, roles: list[str | None] | None = None) -> None:
+    """Serve every ticket waiting for a task (of `roles` only, when given), batch after batch, until none is due."""
     conn = run.conn
     while True:
         pending = conn.execute(queries.load("assignment/match_pending"),
-                               {"limit": batch_size, "ticket_id": None}).fetchall()
+                               {"limit": batch_size, "ticket_id": None, "roles": roles}).fetchall()
         if not pending:
             return
         users = _users_by_role({role for *_, role in pending if role}, users_for_role)

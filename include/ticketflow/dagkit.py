@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import psycopg
 
-from ticketflow.audit import AuditedRun, RunOutcome, RunWindow, run_audited
+from ticketflow.audit import AuditedPart, AuditedRun, RunOutcome, RunWindow, run_audited
 from ticketflow.notifier import FailedTaskNotifier
 from ticketflow.settings import TICKETING_DB_CONN_ID
 
@@ -186,5 +186,14 @@ def audited_batches(context: Mapping[str, Any], work: Callable[[AuditedRun], Non
     """Body of a batched task: `work` commits units through `run.unit()`; the summary for XCom."""
     window = run_window(context)
     with closing(app_connection()) as conn, AuditedRun(conn, window) as run:
+        work(run)
+    return _summary(window, run.outcome)
+
+
+def audited_part(context: Mapping[str, Any], part: int, parts: int,
+                 work: Callable[[AuditedRun], None]) -> dict[str, Any]:
+    """Body of one of `parts` mapped tasks that make a run together (`AuditedPart`); the part's summary for XCom."""
+    window = run_window(context)
+    with closing(app_connection()) as conn, AuditedPart(conn, window, part, parts) as run:
         work(run)
     return _summary(window, run.outcome)

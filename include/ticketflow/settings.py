@@ -120,6 +120,12 @@ def max_assignments() -> int:
     return int(_positive_number("TICKETFLOW_MAX_ASSIGNMENTS", 3))
 
 
+def assignment_units() -> int:
+    """At most how many mapped tasks share out a backlog of waiting tickets (by role), to run on as many
+    worker slots at once."""
+    return int(_positive_number("TICKETFLOW_ASSIGNMENT_UNITS", 4))
+
+
 #: Airflow connection id and pool of the TeamDynamix Web API (published names).
 TDX_CONN_ID = "tdx_api"
 TDX_POOL = "tdx_api"

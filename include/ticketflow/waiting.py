@@ -10,12 +10,16 @@ another transaction holds): triggers may run twice.
 
 The readiness query is a file under sql/queries/ returning one row:
 (ready boolean, seconds_until_next numeric or NULL).
+
+With a `plan`, the sensor's XCom is what `plan` reads once there is work
+(say, the units a mapped task expands over), on the worker, in the same task:
+no extra task between the wake-up and the work.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -79,25 +83,35 @@ class RowsReadyTrigger(BaseTrigger):
 
 
 class WaitForRows(BaseOperator):
-    """Succeeds when the readiness query says there is work; skips (downstream too) after `max_wait_seconds`."""
+    """Succeeds when the readiness query says there is work; skips (downstream too) after `max_wait_seconds`.
+
+    Returns True, or with `plan` what `plan(connection)` returns then.
+    """
 
     def __init__(self, *, conn_id: str, channel: str, ready_query: str, poll_seconds: float = 30,
-                 max_wait_seconds: float = 3600, **kwargs):
+                 max_wait_seconds: float = 3600, plan: Callable[[psycopg.Connection], Any] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.conn_id, self.channel, self.ready_query = conn_id, channel, ready_query
         self.poll_seconds, self.max_wait_seconds = poll_seconds, max_wait_seconds
+        self.plan = plan
 
-    def execute(self, context) -> bool:
+    def _work(self, conn: psycopg.Connection) -> Any:
+        return True if self.plan is None else self.plan(conn)
+
+    def execute(self, context) -> Any:
         with psycopg.connect(_conninfo(self.conn_id), autocommit=True) as conn:
             if one(conn.execute(queries.load(self.ready_query)))[0]:
-                return True
+                return self._work(conn)
         # The timeout is the scheduler's backstop should the trigger itself stall (execution_timeout does
         # not cover a deferral in Airflow 3.3); the trigger normally answers at max_wait_seconds.
         self.defer(trigger=RowsReadyTrigger(self.conn_id, self.channel, self.ready_query, self.poll_seconds,
                                             self.max_wait_seconds),
                    method_name="execute_complete", timeout=timedelta(seconds=self.max_wait_seconds + 300))
 
-    def execute_complete(self, context, event: dict) -> bool:
+    def execute_complete(self, context, event: dict) -> Any:
         if not event.get("ready"):
             raise AirflowSkipException(f"nothing to do after waiting {self.max_wait_seconds:.0f}s")
-        return True
+        if self.plan is None:
+            return True
+        with psycopg.connect(_conninfo(self.conn_id), autocommit=True) as conn:
+            return self.plan(conn)

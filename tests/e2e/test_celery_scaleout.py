@@ -266,3 +266,43 @@ def test_tts_tdx_and_smtp_down_for_a_while_then_the_backlog_drains_on_its_own(ce
         assert conn.execute("SELECT count(*) FROM meta.daemon_action_log WHERE status IN ('pending', 'failed')"
                             ).fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM tasks WHERE ticket_id = ANY(%s)", (tickets,)).fetchone()[0] == 10
+
+
+def test_a_backlog_is_assigned_by_task_instances_on_both_workers(celery_stack, celery_api):
+    """3,000 tickets over the stand-in's three roles: three `assign_tasks` instances, spread over the workers,
+    and each role's rotation exact."""
+    from devstack.standins import DEMO_ROLES
+    from devstack.workers import workers_by_task_instance
+
+    api, stack = celery_api, celery_stack
+    with psycopg.connect(stack.app_db_url, autocommit=True) as conn:
+        for role in DEMO_ROLES:
+            workflow = conn.execute("INSERT INTO workflows (name, department, category, is_published, status)"
+                                    " VALUES (%s, 'Spread', %s, true, 'deployed') RETURNING id", (role, role)
+                                    ).fetchone()[0]
+            conn.execute("INSERT INTO steps (workflow_id, name, role_name, step_order) VALUES (%s, 'Do', %s, 1)",
+                         (workflow, role))
+        since = conn.execute("SELECT now()").fetchone()[0]
+        tickets = [row[0] for row in conn.execute(
+            "INSERT INTO tickets (subject, department, category) SELECT 'spread ' || g, 'Spread',"
+            " (%s::text[])[1 + g %% 3] FROM generate_series(1, 3000) AS g RETURNING id", (list(DEMO_ROLES),))]
+        eventually(lambda: conn.execute("SELECT count(*) FROM tasks WHERE ticket_id = ANY(%s)",
+                                        (tickets,)).fetchone()[0] == len(tickets), seconds=240,
+                   what="a task for each of the 3,000 tickets")
+        for role, users in DEMO_ROLES.items():
+            turns = [user["userID"] for (assigned,) in conn.execute(
+                "SELECT k.users FROM tasks k JOIN tickets t ON t.id = k.ticket_id WHERE t.category = %s"
+                " ORDER BY k.task_id", (role,)) for user in assigned]
+            assert turns == [users[i % len(users)] for i in range(len(turns))], role  # round after round
+
+    def units():
+        found = api.get("dags/ticket_task_assignment/dagRuns/~/taskInstances", task_id="assign_tasks",
+                        start_date_gte=since.isoformat(), limit=100)["task_instances"]
+        return all(ti["state"] in ("success", "failed", "skipped") for ti in found) and found
+    instances = eventually(units, seconds=60, what="the assign_tasks instances to finish")
+    assert {ti["state"] for ti in instances} == {"success"}
+    assert len(instances) >= 3, [ti["rendered_map_index"] for ti in instances]
+    ran_by = eventually(lambda: (found := workers_by_task_instance(stack)).keys() >= {ti["id"] for ti in instances}
+                        and found, seconds=30, what="each instance in a worker's log")
+    assert {ran_by[ti["id"]] for ti in instances} == set(stack.worker_names), \
+        [(ti["rendered_map_index"], ran_by[ti["id"]]) for ti in instances]

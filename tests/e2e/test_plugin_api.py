@@ -22,7 +22,7 @@ ROUTES = {
     ("get", "/ticketflow/events"), ("get", "/ticketflow/events/my_events"), ("get", "/ticketflow/events/{event_id}"),
     ("get", "/ticketflow/tdx/actions/recent"), ("get", "/ticketflow/tdx/actions/summary"),
     ("get", "/ticketflow/tdx/tickets/{ticket_id}/actions"), ("post", "/ticketflow/tdx/actions/clear_failed"),
-    ("get", "/ticketflow/dashboard"),
+    ("get", "/ticketflow/dashboard"), ("post", "/ticketflow/tickets"),
 }
 
 

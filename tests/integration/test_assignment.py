@@ -266,8 +266,11 @@ def test_intake_creates_then_updates_by_external_id_and_a_retry_creates_nothing_
     ({"subject": "  ", "department": "IT", "category": "X"}, "subject is required"),
     ({"subject": "s", "department": "IT", "category": "X", "priority": "asap"}, "priority must be one of"),
     ({"subject": "s", "department": "IT", "category": "X", "requester_email": "nobody"}, "not an email address"),
-    ({"subject": "s", "department": "IT", "category": "X", "colour": "red"}, "unknown fields: colour"),
+    ({"subject": "s", "department": "IT", "category": "X", "colour": "red"}, "unknown field: colour"),
     ({"subject": 7, "department": "IT", "category": "X"}, "subject must be text"),
+    ({"subject": "s", "department": "IT", "category": "X", "external_id": " "}, "external_id must not be blank"),
+    ({"subject": "s", "department": "IT", "category": "X", "description": "nul\x00"}, "must not contain NUL"),
+    ({"subject": "s" * 501, "department": "IT", "category": "X"}, "subject is longer than 500 characters"),
 ])
 def test_bad_tickets_are_refused_with_a_clear_message_and_nothing_is_written(db, fields, message):
     with pytest.raises(InvalidTicket, match=message):

@@ -28,6 +28,7 @@ from ticketflow.tts import TtsClient, TtsError
 from ticketflow.web import dashboard, schemas, task_changes
 from ticketflow.web.database import Database, DatabaseUnavailable, airflow_conninfo
 from ticketflow.web.guard import guard
+from ticketflow.web.intake_routes import tickets_router
 from ticketflow.web.mount import URL_PREFIX
 
 TASK_DAG = "ticket_task_assignment"
@@ -202,4 +203,5 @@ def create_app(database: Database | None = None,
 
     for router in (task_routes, task_changes.routes(database.connection, TASK_DAG), event_routes, tdx_routes):
         app.include_router(router)
+    app.include_router(tickets_router(database, _errors(409, 422)))
     return app

@@ -2,6 +2,8 @@
 -- first step, matched as the seed did: a published, deployed workflow of the
 -- same department, category and sub-category, else of the same department and
 -- category; the first step by step_order. NULLs say what is missing.
+-- %(roles)s (NULL: every role) keeps the tickets of those roles, a NULL in it
+-- those without one: each mapped assignment task serves its own roles.
 SELECT t.id, w.id AS workflow_id, s.id AS step_id, s.role_name
 FROM tickets t
 LEFT JOIN LATERAL (
@@ -17,5 +19,6 @@ LEFT JOIN LATERAL (
 WHERE NOT t.is_task_allocated AND NOT t.is_recurring AND NOT t.archived
   AND (t.next_allocation_at IS NULL OR t.next_allocation_at <= clock_timestamp())
   AND (%(ticket_id)s::bigint IS NULL OR t.id = %(ticket_id)s::bigint)
+  AND (%(roles)s::text[] IS NULL OR array_position(%(roles)s::text[], s.role_name) IS NOT NULL)
 ORDER BY t.created_at, t.id
 LIMIT %(limit)s
