@@ -62,6 +62,7 @@ RULES = (
     Rule("archived_events", "events", "retention/archived_events", (("after_id", 0),)),
     Rule("tdx_action_log", "meta.tdx_ticket_sightings", "retention/tdx_action_log", (("after_ticket_id", 0),)),
     Rule("alerts", "alerts", "retention/alerts", (("after_id", 0),)),
+    Rule("intake_keys", "intake_requests", "retention/intake_keys", (("after_user", ""), ("after_key", ""))),
 )
 
 

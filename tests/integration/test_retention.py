@@ -240,4 +240,19 @@ def test_ages_default_and_never_keeps_for_good(monkeypatch):
     ages = settings.retention_days()
     assert ages == {**AGES, "automation_runs": None, "tdx_action_log": 365}
     assert AGES == {"automation_runs": 90, "sent_email": 30, "recurring_skips": 180, "archived_events": 365,
-                    "tdx_action_log": 180, "alerts": 180, "airflow_metadata": 30}
+                    "tdx_action_log": 180, "alerts": 180, "intake_keys": 7, "airflow_metadata": 30}
+
+
+def test_idempotency_keys_go_once_older_than_their_age_whoever_sent_them(db):
+    def key(user, name, days_old):
+        db.execute("INSERT INTO intake_requests (requested_by, idempotency_key, request_sha256, response, created_at)"
+                   " VALUES (%s, %s, 'sha', '{}', %s)", (user, name, DUE - timedelta(days=days_old)))
+
+    for user in ("ana", "bob"):
+        key(user, "old-1", 8)
+        key(user, "old-2", 30)
+        key(user, "recent", 6)
+    deleted, _ = _retain(db, batch_size=1)  # every key its own batch: the keyset walks both users' keys
+    assert deleted["intake_requests"] == 4
+    assert sorted(db.execute("SELECT requested_by, idempotency_key FROM intake_requests").fetchall()) == [
+        ("ana", "recent"), ("bob", "recent")]
