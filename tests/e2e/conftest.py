@@ -27,8 +27,11 @@ from ticketflow.settings import PROJECT_ROOT
 TERMINAL = {"success", "failed"}
 #: A killed worker's task is failed and retried after 30 s instead of production's 2 minutes (config/airflow.env):
 #: the fault tests wait for it, and the suite has minutes, not hours.
+#: The DAG files do not change while the tests run: the DAG processors parse them once and then every 10 minutes
+#: instead of every 30 s (each parse of every file costs CPU the tests share).
+PARSE_ONCE = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600"}
 CELERY_TEST_TIMEOUTS = {"AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
-                        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5"}
+                        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5", **PARSE_ONCE}
 
 
 class AirflowApi:
@@ -140,7 +143,7 @@ class MakeRun:
         self.output: list[str] = []
         self.banner_at: float | None = None
         self.at_banner: dict[str, tuple[int, float]] = {}
-        env = {**os.environ, **ports.environment(), **E2E_SCHEDULES, "TICKETFLOW_LOCAL_DIR": str(home),
+        env = {**os.environ, **ports.environment(), **E2E_SCHEDULES, **PARSE_ONCE, "TICKETFLOW_LOCAL_DIR": str(home),
                "TICKETFLOW_DEMO_DATA": "false"}
         env.pop("TICKETFLOW_DATABASE_URL", None)  # its own embedded database, never one the tests were given
         self.make = subprocess.Popen(["make", "--no-print-directory", target], cwd=PROJECT_ROOT, env=env, text=True,
