@@ -195,17 +195,20 @@ def test_scheduler_redis_and_postgres_restarts_lose_nothing_and_double_nothing(c
 
         # Redis restarts while a task waits in its queue (no worker is up to take it); only a Redis of our own.
         if stack.own_redis:
+            api.wait_for_quiet_window("recurring_tickets", 300)
             for worker in stack.worker_names:
                 stack.kill(worker, signal.SIGTERM)
-            templates = _due_templates(conn, 50, "while Redis restarted ")
-            waiting = api.trigger("recurring_tickets")["dag_run_id"]
-            waiting_path = f"dags/recurring_tickets/dagRuns/{quote(waiting, safe='')}/taskInstances"
-            eventually(lambda: {ti["state"] for ti in api.get(waiting_path)["task_instances"]} == {"queued"},
-                  seconds=120, what="the task queued in Redis")
-            stack.kill("redis", signal.SIGTERM)
-            stack.restart("redis")
-            for worker in stack.worker_names:
-                stack.restart(worker)
+            try:
+                templates = _due_templates(conn, 50, "while Redis restarted ")
+                waiting = api.trigger("recurring_tickets")["dag_run_id"]
+                waiting_path = f"dags/recurring_tickets/dagRuns/{quote(waiting, safe='')}/taskInstances"
+                eventually(lambda: {ti["state"] for ti in api.get(waiting_path)["task_instances"]} == {"queued"},
+                           seconds=120, what="the task queued in Redis")
+                stack.kill("redis", signal.SIGTERM)
+                stack.restart("redis")
+            finally:  # the module's later tests need the workers, whatever happened here
+                for worker in stack.worker_names:
+                    stack.restart(worker)
             assert api.wait_for_run("recurring_tickets", waiting, timeout=300)["state"] == "success"
             assert _occurrences(conn, templates) == {template: 1 for template in templates}
 

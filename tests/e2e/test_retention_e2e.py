@@ -54,6 +54,6 @@ def test_retention_deletes_old_rows_and_airflow_metadata_and_audits_what_it_dele
     assert details["automation_runs"] >= len(old_runs) and details["email_outbox"] >= 1
     assert details["airflow.log"] >= 1 and details["airflow_metadata"].startswith("cleaned before ")
     assert set(details["cutoffs"]) == {"automation_runs", "sent_email", "recurring_skips", "archived_events",
-                                       "tdx_action_log", "alerts", "airflow_metadata"}
+                                       "tdx_action_log", "alerts", "intake_keys", "airflow_metadata"}
     assert processed == sum(count for key, count in details.items() if isinstance(count, int))
     assert api.xcom("retention", run["dag_run_id"], "clean_airflow_metadata")["deleted"]["airflow.log"] >= 1
