@@ -7,7 +7,7 @@ through DST changes, month ends, lead times, irregular gaps between runs and a
 skipped occurrence.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
