@@ -217,9 +217,13 @@ _COLUMNS = {"subject": "subject", "description": "description", "department": "d
             "end": "recurrence_end", "missed_policy": "missed_policy"}
 
 
+#: What null means for the fields whose column always has a value: the default.
+_DEFAULTS = {"priority": "medium", "missed_policy": "latest_only"}
+
+
 def _columns(fields: dict[str, Any]) -> dict[str, Any]:
-    """The tickets columns for the API's fields."""
-    columns = {_COLUMNS[k]: v for k, v in fields.items() if k in _COLUMNS}
+    """The tickets columns for the API's fields; null sets a field with a default to it."""
+    columns = {_COLUMNS[k]: _DEFAULTS.get(k) if v is None else v for k, v in fields.items() if k in _COLUMNS}
     if "lead_time_seconds" in fields:
         columns["recurrence_lead_time"] = timedelta(seconds=fields["lead_time_seconds"] or 0)
     if "schedule" in fields:
