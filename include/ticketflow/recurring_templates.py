@@ -190,9 +190,10 @@ def template_occurrences(conn: psycopg.Connection, template_id: int, default_tim
     taken: dict[datetime, datetime | None] = dict(conn.execute(
         "SELECT occurrence_at, moved_to FROM recurring_occurrence_skips WHERE template_id = %s"
         " AND occurrence_at >= %s", (template_id, start)).fetchall())
+    # every move still to be made, even one moved to before the pointer: the job makes it when it is due
     moved = [to for (to,) in conn.execute(
         "SELECT moved_to FROM recurring_occurrence_skips WHERE template_id = %s AND kind = 'moved'"
-        " AND ticket_id IS NULL AND moved_to >= %s", (template_id, start)).fetchall()]
+        " AND ticket_id IS NULL AND moved_to >= %s", (template_id, after or EARLIEST)).fetchall()]
     found: list[datetime] = []
     cursor = start
     while len(found) < count:

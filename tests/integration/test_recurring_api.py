@@ -268,6 +268,21 @@ def test_move_creates_the_occurrence_at_its_new_instant_once(api, db):
     assert history[1]["ticket_id"] == history[0]["ticket_id"] is not None
 
 
+def test_an_occurrence_moved_before_the_pointer_is_previewed_and_created(api, db, monkeypatch):
+    """Tuesday's occurrence moved to Monday afternoon, after Monday's ticket moved the pointer to Tuesday."""
+    template = api.post("/recurring/templates", json=body()).json()
+    run(db, MONDAY_9_TORONTO + timedelta(minutes=5))
+    monkeypatch.setattr(clock, "utc_now", lambda: MONDAY_9_TORONTO + timedelta(hours=1))
+    monday_afternoon = MONDAY_9_TORONTO + timedelta(hours=6)
+    moved = api.post(f"/recurring/templates/{template['id']}/move", json={
+        "occurrence": "2026-03-03T14:00:00Z", "to": monday_afternoon.isoformat(), "reason": "earlier"})
+    assert moved.status_code == 200, moved.text
+    preview = api.get(f"/recurring/templates/{template['id']}/preview", params={"count": 2}).json()
+    assert [o["utc"] for o in preview["occurrences"]] == ["2026-03-02T20:00:00Z", "2026-03-04T14:00:00Z"]
+    run(db, monday_afternoon + timedelta(minutes=5), run_id="r2")
+    assert created(db, template["id"]) == [MONDAY_9_TORONTO, MONDAY_9_TORONTO + timedelta(days=1)]
+
+
 def test_reschedule_restarts_the_series_at_the_instant(api, db):
     template = api.post("/recurring/templates", json=body(schedule={"interval": "daily", "every": 1})).json()
     run(db, MONDAY_9_TORONTO + timedelta(minutes=5))
