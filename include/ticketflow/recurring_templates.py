@@ -103,12 +103,32 @@ def schedule_occurrences(conn: psycopg.Connection, schedule: Schedule, after: da
     return found[:limit]
 
 
+def _known_zone(conn: psycopg.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM time_zones WHERE name = %s", (name,)).fetchone() is not None
+
+
+def _unknown_zone(name: str) -> tuple[tuple[str, ...], str]:
+    return (("timezone",), f"unknown time zone {name!r}: use an IANA name such as America/Toronto (not an"
+                           " abbreviation such as CEST)")
+
+
+def read_when(conn: psycopg.Connection, value: datetime | None, timezone: str, field: str) -> datetime | None:
+    """An instant as given, or a local date-time (no offset) read in `timezone` as the job reads every wall time
+    (`ticketflow_local_to_instant`: RFC 5545 section 3.3.5), so a form need not know the zone's rules."""
+    if value is None or value.tzinfo is not None:
+        return value
+    if not _known_zone(conn, timezone):
+        raise InvalidTemplate([(("body", *_unknown_zone(timezone)[0]), _unknown_zone(timezone)[1])])
+    row = conn.execute("SELECT ticketflow_local_to_instant(%s::timestamp, %s)", (value, timezone)).fetchone()
+    assert row is not None
+    return row[0]
+
+
 def check_schedule(conn: psycopg.Connection, schedule: Schedule) -> list[tuple[tuple[str, ...], str]]:
     """What is wrong with a schedule, by the rules the job applies; empty when nothing is."""
     problems: list[tuple[tuple[str, ...], str]] = []
-    if conn.execute("SELECT 1 FROM time_zones WHERE name = %s", (schedule.timezone,)).fetchone() is None:
-        problems.append((("timezone",), f"unknown time zone {schedule.timezone!r}: use an IANA name such as"
-                                        " America/Toronto (not an abbreviation such as CEST)"))
+    if not _known_zone(conn, schedule.timezone):
+        problems.append(_unknown_zone(schedule.timezone))
         return problems
     if schedule.end is not None and schedule.end < schedule.start:
         problems.append((("end",), "end must not be before start"))
@@ -252,6 +272,8 @@ def _checked(conn: psycopg.Connection, merged: dict) -> None:
 def create_template(conn: psycopg.Connection, fields: dict[str, Any], default_timezone: str) -> dict:
     """A new template; its first occurrence is its start (or the schedule's first after it)."""
     fields = {"timezone": default_timezone, **{k: v for k, v in fields.items() if v is not None}}
+    for name in ("start", "end"):
+        fields[name] = read_when(conn, fields.get(name), fields["timezone"], name)
     _checked(conn, fields)
     columns = {**_columns(fields), "is_recurring": True}
     names = list(columns)
@@ -268,6 +290,8 @@ def edit_template(conn: psycopg.Connection, template_id: int, changes: dict[str,
     """Sets the fields given; a new schedule applies from the job's pointer on (nothing is created twice)."""
     with conn.transaction():
         current = _as_template(_row(conn, template_id, default_timezone, lock=True))
+        changes = {**changes, **{name: read_when(conn, changes[name], changes.get("timezone") or current["timezone"],
+                                                 name) for name in ("start", "end") if name in changes}}
         merged = {**current, **changes}
         _checked(conn, merged)
         columns = _columns(changes)
@@ -339,6 +363,7 @@ def skip_occurrence(conn: psycopg.Connection, template_id: int, occurrence: date
     """Records one occurrence as skipped (like an EXDATE), by `user` because of `reason`."""
     with conn.transaction():
         row = _row(conn, template_id, default_timezone, lock=True)
+        occurrence = read_when(conn, occurrence, row["timezone"], "occurrence") or occurrence
         _pending_occurrence(conn, row, occurrence, "occurrence")
         conn.execute("INSERT INTO recurring_occurrence_skips (template_id, occurrence_at, kind, skipped_by, reason)"
                      " VALUES (%s, %s, 'skipped', %s, %s)", (template_id, occurrence, user, reason))
@@ -350,6 +375,8 @@ def move_occurrence(conn: psycopg.Connection, template_id: int, occurrence: date
     """Moves one occurrence: its ticket is created at `to` instead (and the schedule's instant gets none)."""
     with conn.transaction():
         row = _row(conn, template_id, default_timezone, lock=True)
+        occurrence = read_when(conn, occurrence, row["timezone"], "occurrence") or occurrence
+        to = read_when(conn, to, row["timezone"], "to") or to
         if to < now:
             raise InvalidTemplate([(("body", "to"), "to must not be in the past")])
         _pending_occurrence(conn, row, occurrence, "occurrence")
@@ -368,6 +395,7 @@ def reschedule_template(conn: psycopg.Connection, template_id: int, start: datet
     """Restarts the series at `start` (its new first occurrence), through `reschedule_at` as any writer would."""
     with conn.transaction():
         row = _row(conn, template_id, default_timezone, lock=True)
+        start = read_when(conn, start, row["timezone"], "from") or start
         conn.execute("UPDATE tickets SET reschedule_at = %s, reschedule_by = %s, reschedule_reason = %s"
                      " WHERE id = %s", (start, user, reason, template_id))
         problems = check_schedule(conn, Schedule(row["interval"], row["every"], row["rrule"], row["timezone"],

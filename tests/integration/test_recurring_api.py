@@ -124,7 +124,10 @@ def test_the_timezone_defaults_to_the_configured_one_and_an_interval_schedule_wo
     ({"timezone": "CET"}, ["body", "timezone"]),
     ({"timezone": "Mars/Base"}, ["body", "timezone"]),
     ({"start": "20000-01-01T00:00:00Z"}, ["body", "start"]),
-    ({"start": "2026-03-02T09:00:00"}, ["body", "start"]),
+    ({"start": "2026-03-02 09:00:00Z"}, ["body", "start"]),
+    ({"start": "2026-03-02T09:00:00Z\n"}, ["body", "start"]),
+    ({"start": "2026-13-02T09:00"}, ["body", "start"]),
+    ({"start": "2026-03-02T09:00", "timezone": "Mars/Base"}, ["body", "timezone"]),
     ({"start": 0}, ["body", "start"]),
     ({"start": 10**20}, ["body", "start"]),
     ({"end": "2026-03-01T09:00:00Z"}, ["body", "end"]),
@@ -147,6 +150,26 @@ def test_a_schedule_with_the_other_kinds_fields_null_is_accepted(api):
                      {"interval": None, "every": None, "rrule": "FREQ=DAILY"}):
         answer = api.post("/recurring/templates", json=body(schedule=schedule))
         assert answer.status_code == 201, answer.text
+
+
+def test_local_date_times_are_read_in_the_templates_zone_as_the_job_reads_wall_times(api, db):
+    """A form's datetime-local value has no offset: the server reads it, DST gaps as RFC 5545 says."""
+    gap = api.post("/recurring/templates", json=body(start="2026-03-08T02:30", schedule={"interval": "daily"}))
+    assert gap.status_code == 201, gap.text
+    assert gap.json()["start"] == "2026-03-08T07:30:00Z"  # 02:30 does not exist that night: 03:30 EDT
+    preview = api.post("/recurring/preview", json={"schedule": {"interval": "daily"}, "timezone": "America/Toronto",
+                                                   "start": "2026-11-01T01:30", "count": 2}).json()
+    assert [o["utc"] for o in preview["occurrences"]] == ["2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z"]
+    template = gap.json()["id"]
+    # the series lives at its start's wall time, 03:30 local
+    skipped = api.post(f"/recurring/templates/{template}/skip", json={"occurrence": "2026-03-09T03:30",
+                                                                      "reason": "local"})
+    assert skipped.status_code == 200, skipped.text
+    assert db.execute("SELECT occurrence_at FROM recurring_occurrence_skips WHERE template_id = %s",
+                      (template,)).fetchone()[0] == datetime(2026, 3, 9, 7, 30, tzinfo=UTC)
+    edited = api.patch(f"/recurring/templates/{template}", json={"timezone": "Europe/London",
+                                                                 "end": "2027-01-01T00:00"})
+    assert edited.json()["end"] == "2027-01-01T00:00:00Z"
 
 
 def test_edit_changes_the_fields_given_and_refuses_bad_ones_naming_them(api, db):

@@ -9,6 +9,7 @@ template's state does not allow is a 409; an unknown template, a 404.
 (No `from __future__ import annotations`: FastAPI reads the annotations at runtime.)
 """
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -16,27 +17,36 @@ from typing import Annotated, Any, Literal
 import psycopg
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, WithJsonSchema, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from ticketflow import clock, limits, settings
 from ticketflow import recurring_templates as templates
 from ticketflow.recurrence import RecurrenceError
 from ticketflow.web import schemas
-from ticketflow.web.task_changes import Instant as AnyInstant
 from ticketflow.web.task_changes import Reason
 
 RECURRING_DAG = "recurring_tickets"
 
 
-def _instant_text(value: Any) -> Any:
-    """An instant is written out: a number would be read as seconds since 1970, past the years' bounds."""
-    if not isinstance(value, str):
-        raise ValueError("give an instant as text with its UTC offset, e.g. 2026-03-04T09:30:00Z")
+#: An instant with its UTC offset, or a local date-time without one (a form's datetime-local input), which the
+#: server reads in the template's zone by the job's own rule for wall times; years 1900 to 8999.
+WHEN_PATTERN = (r"^(19[0-9]{2}|[2-8][0-9]{3})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+                r"(Z|[+-][0-9]{2}:[0-9]{2})?$")
+
+
+def _when_text(value: Any) -> Any:
+    """Written out, as the pattern says: a number would be read as seconds since 1970, past the years' bounds."""
+    if not isinstance(value, str) or not re.fullmatch(WHEN_PATTERN, value):
+        raise ValueError("give an instant with its UTC offset (2026-12-07T09:00:00-05:00), or a local date-time"
+                         " (2026-12-07T09:00) read in the template's time zone; years 1900 to 8999")
     return value
 
 
-Instant = Annotated[AnyInstant, BeforeValidator(_instant_text)]
+Instant = Annotated[datetime, BeforeValidator(_when_text), WithJsonSchema({
+    "type": "string", "pattern": WHEN_PATTERN,
+    "description": "An instant with its UTC offset, or a local date-time without one, read in the template's"
+                   " time zone (a wall time that does not exist or occurs twice is read as RFC 5545 says)"})]
 NoNul = schemas.NoNul
 #: Text that says something: not blank, no NUL bytes (as intake's fields).
 _NOT_BLANK = r"^[^\x00]*[^\x00\t\n\r ][^\x00]*$"
@@ -347,13 +357,19 @@ def routes(connection: Callable[..., Iterator[psycopg.Connection]], errors: dict
     def preview_schedule(conn: Conn, body: TicketflowPreviewRequest):
         """The first `count` occurrences of an unsaved schedule (a form's live preview); writes nothing."""
         zone = body.timezone or tz()
+        try:
+            start, end, after = (templates.read_when(conn, value, zone, name)
+                                 for name, value in (("start", body.start), ("end", body.end), ("after", body.after)))
+        except templates.InvalidTemplate as exc:
+            raise _refusal(exc) from None
+        assert start is not None
         schedule = templates.Schedule(body.schedule.interval, body.schedule.every, body.schedule.rrule, zone,
-                                      body.start, body.end)
+                                      start, end)
         problems = templates.check_schedule(conn, schedule)
         if problems:
             raise _refusal(templates.InvalidTemplate([(("body", *loc), msg) for loc, msg in problems]))
         try:
-            found = templates.schedule_occurrences(conn, schedule, body.after or body.start, count=body.count)
+            found = templates.schedule_occurrences(conn, schedule, after or start, count=body.count)
         except RecurrenceError as exc:
             raise _refusal(templates.InvalidTemplate([(("body", "schedule"), str(exc))])) from None
         return {"occurrences": occurrences(found, zone)}
