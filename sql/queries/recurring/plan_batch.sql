@@ -29,7 +29,9 @@ WITH claimed AS (
            coalesce(t.recurrence_timezone, %(default_timezone)s) AS tz,
            t.recurrence_interval AS unit, t.recurrence_every AS every, t.recurrence_rule IS NOT NULL AS by_rule,
            t.recurrence_end, t.missed_policy,
-           %(due_at)s::timestamptz + t.recurrence_lead_time AS horizon
+           %(due_at)s::timestamptz + t.recurrence_lead_time AS horizon,
+           -- what each ticket copies, read here once
+           t.subject, t.description, t.department, t.category, t.sub_category, t.priority, t.requester_email
     FROM tickets t
     WHERE t.id = ANY (%(template_ids)s::bigint[])
 ),
@@ -43,7 +45,7 @@ candidates AS (
     FROM unnest(%(rule_template_ids)s::bigint[], %(rule_occurrences)s::timestamptz[]) AS r (id, occurrence_at)
 ),
 windowed AS (
-    SELECT c.id, c.missed_policy, k.occurrence_at, k.occurrence_at > c.horizon AS after_horizon
+    SELECT c.id, c.missed_policy, c.recurrence_end, k.occurrence_at, k.occurrence_at > c.horizon AS after_horizon
     FROM candidates k
     JOIN claimed c ON c.id = k.id
     WHERE k.occurrence_at >= c.pointer
@@ -54,9 +56,8 @@ due AS (
                OVER (PARTITION BY w.id) AS latest_missed,
            count(*) OVER (PARTITION BY w.id) AS due_count
     FROM windowed w
-    JOIN claimed c ON c.id = w.id
     WHERE NOT w.after_horizon
-      AND (c.recurrence_end IS NULL OR w.occurrence_at <= c.recurrence_end)
+      AND (w.recurrence_end IS NULL OR w.occurrence_at <= w.recurrence_end)
       AND NOT EXISTS (SELECT 1 FROM recurring_occurrence_skips s
                       WHERE s.template_id = w.id AND s.occurrence_at = w.occurrence_at)
 ),
@@ -79,14 +80,12 @@ advance AS (
 created AS (
     INSERT INTO tickets (subject, description, department, category, sub_category, priority,
                          requester_email, recurring_parent_id, occurrence_at)
-    SELECT t.subject || ' (' || to_char(p.occurrence_at AT TIME ZONE c.tz, 'YYYY-MM-DD') || ')',
-           t.description, t.department, t.category, t.sub_category, t.priority, t.requester_email,
-           t.id, p.occurrence_at
+    SELECT c.subject || ' (' || to_char(p.occurrence_at AT TIME ZONE c.tz, 'YYYY-MM-DD') || ')',
+           c.description, c.department, c.category, c.sub_category, c.priority, c.requester_email,
+           c.id, p.occurrence_at
     FROM plan p
     JOIN claimed c ON c.id = p.template_id
-    JOIN tickets t ON t.id = p.template_id
     WHERE p.create_it
-      AND t.id = ANY (%(template_ids)s::bigint[])  -- by primary key, not a scan of every ticket
     ORDER BY p.template_id, p.occurrence_at
     ON CONFLICT (recurring_parent_id, occurrence_at) WHERE recurring_parent_id IS NOT NULL DO NOTHING
     RETURNING id
