@@ -29,6 +29,8 @@ from ticketflow.recurrence import (
     TOO_MANY_OCCURRENCES,
     RecurrenceError,
     RuleSchedule,
+    WallReader,
+    sql_wall_reader,
     zone,
 )
 
@@ -47,34 +49,51 @@ def _max_lead_time(conn: psycopg.Connection) -> timedelta:
         "SELECT coalesce(max(recurrence_lead_time), interval '0') FROM recurring_scheduled_templates"))[0]
 
 
-def rule_candidates(rule: str, anchor: datetime, tz: str, pointer: datetime, horizon: datetime) -> list[datetime]:
+def rule_candidates(schedule: RuleSchedule, pointer: datetime, horizon: datetime, read: WallReader
+                    ) -> list[datetime]:
     """An RRULE template's occurrences from its pointer up to the first after `horizon`; past the cap it stops
     early (recurring/plan_batch parks the template, as it does an interval one)."""
     found: list[datetime] = []
-    for instant in RuleSchedule.parse(rule, anchor, tz).occurrences_from(pointer):
+    for instant in schedule.occurrences_from(pointer, read):
         found.append(instant)
         if instant > horizon or len(found) > MAX_OCCURRENCES_PER_WINDOW:
             break
     return found
 
 
-def _rule_arrays(claimed: list[tuple]) -> dict[str, list]:
+def _rule_arrays(conn: psycopg.Connection, claimed: list[tuple]) -> dict[str, list]:
     """The RRULE templates' candidates as recurring/plan_batch takes them; one that cannot be scheduled gets
-    its error instead."""
+    its error instead. Their wall times are read by PostgreSQL, all of a batch's at once."""
     arrays: dict[str, list] = {"rule_template_ids": [], "rule_occurrences": [], "error_ids": [], "errors": []}
+    read = sql_wall_reader(conn)
+    schedules: list[tuple[int, RuleSchedule | None, str | None, datetime, datetime]] = []
     for template_id, rule, tz, anchor, pointer, horizon in claimed:
         if rule is None:
             continue
+        schedule, error = None, None
         try:
-            found = rule_candidates(rule, anchor, tz, pointer, horizon)
+            schedule = RuleSchedule.parse(rule, anchor, tz)
+            schedule.fetch_ahead(pointer, horizon, read, MAX_OCCURRENCES_PER_WINDOW + 2)
         except Exception as exc:  # any failure to schedule is this template's: park it, go on with the rest
-            arrays["error_ids"].append(template_id)
-            arrays["errors"].append(str(exc) if isinstance(exc, RecurrenceError)
-                                    else f"cannot evaluate RRULE: {type(exc).__name__}: {exc}")
-            continue
-        arrays["rule_template_ids"].extend([template_id] * len(found))
-        arrays["rule_occurrences"].extend(found)
+            error = _rule_error(exc)
+        schedules.append((template_id, schedule, error, pointer, horizon))
+    for template_id, schedule, error, pointer, horizon in schedules:
+        if schedule is not None and error is None:
+            try:
+                found = rule_candidates(schedule, pointer, horizon, read)
+                arrays["rule_template_ids"].extend([template_id] * len(found))
+                arrays["rule_occurrences"].extend(found)
+                continue
+            except Exception as exc:  # as above
+                error = _rule_error(exc)
+        arrays["error_ids"].append(template_id)
+        arrays["errors"].append(error)
     return arrays
+
+
+def _rule_error(exc: Exception) -> str:
+    return (str(exc) if isinstance(exc, RecurrenceError)
+            else f"cannot evaluate RRULE: {type(exc).__name__}: {exc}")
 
 
 def _record_batch(outcome, claimed: int, created: int, skipped: int, parked: list[dict]) -> None:
@@ -103,7 +122,7 @@ def create_due_occurrences(run: AuditedRun, default_timezone: str, batch_size: i
             claimed = conn.execute(queries.load("recurring/claim_due_templates"), params).fetchall()
             totals: tuple = (0, 0, 0, [])
             if claimed:
-                batch = {**params, **_rule_arrays(claimed), "template_ids": [row[0] for row in claimed]}
+                batch = {**params, **_rule_arrays(conn, claimed), "template_ids": [row[0] for row in claimed]}
                 # prepare=False: a prepared statement's generic plan (psycopg prepares after five runs) cannot
                 # see how many templates the arrays hold, and runs batches ten times slower
                 totals = one(conn.execute(queries.load("recurring/plan_batch"), batch, prepare=False))

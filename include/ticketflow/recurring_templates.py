@@ -27,7 +27,7 @@ from typing import Any, Literal
 import psycopg
 
 from ticketflow import queries
-from ticketflow.recurrence import MAX_OCCURRENCES_PER_WINDOW, RecurrenceError, RuleSchedule
+from ticketflow.recurrence import MAX_OCCURRENCES_PER_WINDOW, RecurrenceError, RuleSchedule, sql_wall_reader
 from ticketflow.recurring import as_the_job
 
 STATES = ("active", "paused", "parked", "ended")
@@ -78,7 +78,8 @@ def schedule_occurrences(conn: psycopg.Connection, schedule: Schedule, after: da
     stop = min(x for x in (until, schedule.end, LATEST) if x is not None)
     if schedule.rrule is not None:
         found: list[datetime] = []
-        for instant in RuleSchedule.parse(schedule.rrule, schedule.start, schedule.timezone).occurrences_from(after):
+        rule = RuleSchedule.parse(schedule.rrule, schedule.start, schedule.timezone)
+        for instant in rule.occurrences_from(after, sql_wall_reader(conn)):
             if instant > stop:
                 break
             if len(found) == limit:

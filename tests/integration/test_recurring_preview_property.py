@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support import local_to_instant
 from ticketflow.audit import AuditedRun, RunWindow
-from ticketflow.recurrence import local_to_instant
 from ticketflow.recurring import create_due_occurrences
 from ticketflow.recurring_templates import create_template, skip_occurrence, template_occurrences
 
