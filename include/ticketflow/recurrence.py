@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from itertools import islice
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -139,6 +139,8 @@ class RuleSchedule:
     rule: rrule
     until_utc: datetime | None = None
     until_wall: datetime | None = None
+    #: Wall times fetch_ahead expanded, kept for the occurrences_from that follows (dateutil is the cost).
+    _ahead: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str, anchor: datetime, tz_name: str) -> RuleSchedule:
@@ -158,30 +160,46 @@ class RuleSchedule:
             raise RecurrenceError(f"RRULE {text!r} has no occurrence within ten years of its start")
         return cls(anchor=anchor, tz=tz, tz_name=tz_name, rule=rule, until_utc=until_utc, until_wall=until_wall)
 
-    def walls_from(self, start: datetime) -> Iterator[datetime]:
-        """The rule's local wall times from a day before `start` on (a day covers any UTC offset change)."""
+    def walls_from(self, start: datetime) -> Iterator[list[datetime]]:
+        """The rule's local wall times from a day before `start` on (a day covers any UTC offset change), in
+        chunks growing from 8: what one read of the wall times takes."""
+        expanded, rest = self._ahead.pop(start, ([], None))
+        yield from expanded
+        yield from rest if rest is not None else self._expand(start)
+
+    def _walls(self, start: datetime) -> Iterator[datetime]:
         start_wall = (start.astimezone(self.tz) - timedelta(days=1)).replace(tzinfo=None)
         for wall in self.rule.xafter(start_wall, inc=True):
             yield wall.replace(microsecond=self.anchor.microsecond)
 
-    def fetch_ahead(self, start: datetime, horizon: datetime, read: WallReader, limit: int) -> None:
-        """Has `read` read, in one go, the wall times `occurrences_from(start)` needs up to the first after
-        `horizon` (at most `limit` of them): a batch of templates then reads its wall times at once."""
-        last = (horizon.astimezone(self.tz) + timedelta(days=2)).replace(tzinfo=None)
-        walls = [] if self.until_wall is None else [self.until_wall]
-        for wall in self.walls_from(start):
-            walls.append(wall)
-            if wall > last or len(walls) > limit:
+    @staticmethod
+    def _chunks(walls: Iterator[datetime], size: int = 8) -> Iterator[list[datetime]]:
+        while chunk := list(islice(walls, size)):
+            yield chunk
+            size = min(size * 4, 4096)
+
+    def _expand(self, start: datetime) -> Iterator[list[datetime]]:
+        return self._chunks(self._walls(start))
+
+    def walls_ahead(self, start: datetime, horizon: datetime, limit: int) -> list[datetime]:
+        """The wall times `occurrences_from(start)` will read up to the first occurrence after `horizon` (at
+        most `limit` of them), expanded now and kept for it: a batch of templates reads them in one query."""
+        last = (horizon.astimezone(self.tz) + timedelta(days=1)).replace(tzinfo=None)
+        walls = self._walls(start)
+        ahead: list[datetime] = []
+        for wall in walls:
+            ahead.append(wall)
+            if wall > last or len(ahead) > limit:
                 break
-        read(walls, self.tz_name)
+        self._ahead[start] = ([ahead] if ahead else [], self._chunks(walls))
+        return ahead if self.until_wall is None else [self.until_wall, *ahead]
 
     def occurrences_from(self, start: datetime, read: WallReader) -> Iterator[datetime]:
         """Occurrences at or after `start` (and not after UNTIL), as UTC instants, strictly increasing."""
         anchor_wall = self.anchor.astimezone(self.tz).replace(tzinfo=None)
         until = self.until_utc if self.until_wall is None else read([self.until_wall], self.tz_name)[0]
-        walls, size, previous = self.walls_from(start), 8, None
-        while chunk := list(islice(walls, size)):
-            size = min(size * 4, 4096)
+        previous = None
+        for chunk in self.walls_from(start):
             instants = iter(read([wall for wall in chunk if wall != anchor_wall], self.tz_name))
             for wall in chunk:
                 # the anchor is its own instant, even as the second reading of a repeated wall time

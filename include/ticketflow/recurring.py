@@ -67,16 +67,19 @@ def _rule_arrays(conn: psycopg.Connection, claimed: list[tuple]) -> dict[str, li
     arrays: dict[str, list] = {"rule_template_ids": [], "rule_occurrences": [], "error_ids": [], "errors": []}
     read = sql_wall_reader(conn)
     schedules: list[tuple[int, RuleSchedule | None, str | None, datetime, datetime]] = []
+    ahead: dict[str, list[datetime]] = {}
     for template_id, rule, tz, anchor, pointer, horizon in claimed:
         if rule is None:
             continue
         schedule, error = None, None
         try:
             schedule = RuleSchedule.parse(rule, anchor, tz)
-            schedule.fetch_ahead(pointer, horizon, read, MAX_OCCURRENCES_PER_WINDOW + 2)
+            ahead.setdefault(tz, []).extend(schedule.walls_ahead(pointer, horizon, MAX_OCCURRENCES_PER_WINDOW + 2))
         except Exception as exc:  # any failure to schedule is this template's: park it, go on with the rest
             error = _rule_error(exc)
         schedules.append((template_id, schedule, error, pointer, horizon))
+    for tz, walls in ahead.items():  # one query per zone for the whole batch
+        read(walls, tz)
     for template_id, schedule, error, pointer, horizon in schedules:
         if schedule is not None and error is None:
             try:
