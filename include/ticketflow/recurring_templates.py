@@ -240,7 +240,7 @@ _COLUMNS = {"subject": "subject", "description": "description", "department": "d
 
 
 #: What null means for the fields whose column always has a value: the default.
-_DEFAULTS = {"priority": "medium", "missed_policy": "latest_only"}
+_DEFAULTS = {"priority": "medium", "missed_policy": "latest_only", "description": ""}
 
 
 def _columns(fields: dict[str, Any]) -> dict[str, Any]:

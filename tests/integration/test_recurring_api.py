@@ -187,11 +187,11 @@ def test_edit_changes_the_fields_given_and_refuses_bad_ones_naming_them(api, db)
         assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][:len(loc)] == loc
     assert snapshot(db) == before
     assert api.patch("/recurring/templates/999", json={"subject": "x"}).status_code == 404
-    defaults = api.patch(f"/recurring/templates/{template['id']}", json={"priority": None, "missed_policy": None,
-                                                                          "lead_time_seconds": None})
+    defaults = api.patch(f"/recurring/templates/{template['id']}", json={
+        "priority": None, "missed_policy": None, "lead_time_seconds": None, "description": None})
     assert defaults.status_code == 200, defaults.text
-    assert (defaults.json()["priority"], defaults.json()["missed_policy"], defaults.json()["lead_time_seconds"]) == (
-        "medium", "latest_only", 0)
+    assert [defaults.json()[k] for k in ("priority", "missed_policy", "lead_time_seconds", "description")] == [
+        "medium", "latest_only", 0, ""]
 
 
 def test_pause_keeps_the_job_away_and_resume_skips_what_fell_due_meanwhile(api, db):
