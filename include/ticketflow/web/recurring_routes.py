@@ -81,7 +81,7 @@ class TicketflowIntervalSchedule(_Body):
     """Every `every` (default 1) `interval`s from the start."""
 
     interval: Literal["daily", "weekly", "monthly"]
-    every: Annotated[int, Field(ge=1, le=1000)] | None = None
+    every: Annotated[int, Field(ge=1, le=1000, strict=True)] | None = None
     rrule: None = None
 
 
@@ -112,7 +112,7 @@ class _TemplateFields(_Body):
     priority: Priority | None = None
     requester: Requester | None = None
     end: Instant | None = Field(None, description="No occurrence after this instant")
-    lead_time_seconds: Annotated[int, Field(ge=0, le=LEAD_TIME_MAX_SECONDS)] | None = Field(
+    lead_time_seconds: Annotated[int, Field(ge=0, le=LEAD_TIME_MAX_SECONDS, strict=True)] | None = Field(
         None, description="Create each ticket this long before its occurrence")
     missed_policy: Literal["latest_only", "create_all"] | None = Field(
         None, description="After an outage: create only the newest missed occurrence, or every one")
@@ -226,7 +226,7 @@ class TicketflowPreviewRequest(_Body):
     timezone: TimeZoneName | None = None
     start: Instant
     end: Instant | None = None
-    count: Annotated[int, Field(ge=1, le=templates.PREVIEW_MAX)] = 10
+    count: Annotated[int, Field(ge=1, le=templates.PREVIEW_MAX, strict=True)] = 10
     after: Instant | None = Field(None, description="Occurrences at or after this instant (default: the start)")
 
 
