@@ -1,8 +1,13 @@
 """RFC 5545 recurrence rules, evaluated in a template's own time zone.
 
 Interval schedules (daily / weekly / monthly, every N) are computed in SQL
-(`ticketflow_interval_occurrences`, migration 0002); RRULEs are computed here
-with python-dateutil. Both follow the same reading of wall times:
+(`ticketflow_interval_occurrences`, sql/functions/recurring_tickets.sql);
+RRULEs are expanded here into local wall times with python-dateutil, and
+those are read as instants by the same SQL function the interval arithmetic
+uses, `ticketflow_local_to_instant` (`sql_wall_reader`): one reading of wall
+times for both. What to do with the occurrences (missed ones, the cap, the
+pointer) is decided in SQL for both (sql/queries/recurring/plan_batch.sql).
+The reading:
 
 * every occurrence is computed from the series' anchor in local wall time,
   never by adding to the previous result;
@@ -14,11 +19,13 @@ with python-dateutil. Both follow the same reading of wall times:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from itertools import islice
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import psycopg
 from dateutil.rrule import rrule, rrulestr
 
 SUPPORTED_FREQUENCIES = {"DAILY", "WEEKLY", "MONTHLY", "YEARLY"}
@@ -31,9 +38,6 @@ NEVER_HORIZON = timedelta(days=366 * 10)
 MAX_OCCURRENCES_PER_WINDOW = 10_000
 TOO_MANY_OCCURRENCES = (f"more than {MAX_OCCURRENCES_PER_WINDOW} occurrences due at once;"
                         " set recurrence_start to the series' real first occurrence")
-#: The same, or worse (before 1900), when the series restarts at a next_occurrence set by hand.
-TOO_MANY_FROM_POINTER = (f"next_occurrence was set by hand too far back (before 1900, or more than"
-                         f" {MAX_OCCURRENCES_PER_WINDOW} occurrences due at once); set it to a recent date")
 _POSITIVE = re.compile(r"0*[1-9][0-9]*")  # RFC 5545's 1*DIGIT, at least 1; no sign
 _UNTIL = re.compile(r"(\d{8})(?:T(\d{6})(Z?))?", re.IGNORECASE)
 
@@ -49,13 +53,30 @@ def zone(name: str) -> ZoneInfo:
         raise RecurrenceError(f"unknown time zone {name!r}") from exc
 
 
-def local_to_instant(wall: datetime, tz: ZoneInfo) -> datetime:
-    """A naive local wall time as a UTC instant, read as RFC 5545 section 3.3.5 says.
+#: Reads naive local wall times in a zone (its IANA name) as UTC instants, in order, as RFC 5545 section 3.3.5
+#: says; the product's one reader is `sql_wall_reader`.
+WallReader = Callable[[list[datetime], str], list[datetime]]
 
-    With fold=0, zoneinfo gives a time in a gap the offset before the
-    transition and a repeated time its first reading: exactly the RFC.
-    """
-    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+_READ_WALLS = """
+SELECT i.instant
+FROM unnest(%s::timestamp[]) WITH ORDINALITY AS w (wall, n)
+CROSS JOIN LATERAL ticketflow_local_to_instant(w.wall, %s) AS i (instant)
+ORDER BY w.n
+"""
+
+
+def sql_wall_reader(conn: psycopg.Connection) -> WallReader:
+    """Wall times read by PostgreSQL's `ticketflow_local_to_instant`, the reading the interval arithmetic uses,
+    many at once; what it has read it remembers (`read` also fetches ahead: a batch reads once)."""
+    known: dict[tuple[str, datetime], datetime] = {}
+
+    def read(walls: list[datetime], tz_name: str) -> list[datetime]:
+        missing = sorted({wall for wall in walls if (tz_name, wall) not in known})
+        if missing:
+            instants = [row[0] for row in conn.execute(_READ_WALLS, (missing, tz_name)).fetchall()]
+            known.update(((tz_name, wall), instant) for wall, instant in zip(missing, instants, strict=True))
+        return [known[(tz_name, wall)] for wall in walls]
+    return read
 
 
 def _rule_parts(text: str) -> dict[str, str]:
@@ -92,36 +113,41 @@ def _rule_parts(text: str) -> dict[str, str]:
     return parts
 
 
-def _until_instant(value: str, tz: ZoneInfo) -> datetime:
-    """UNTIL as an instant: a UTC time as given, a local time read as any wall time, a date as its whole day."""
+def _until(value: str) -> tuple[datetime | None, datetime | None]:
+    """UNTIL as (a UTC instant, a local wall time): a UTC time as given, a local time as a wall time read like
+    any other, a date as the last moment of its local day."""
     match = _UNTIL.fullmatch(value)
     if match is None:
         raise RecurrenceError(f"RRULE UNTIL must be a date or a date-time such as 20261231T235959Z, got {value!r}")
     day, clock, utc = match.groups()
     try:
         if clock is None:
-            return local_to_instant(datetime.combine(datetime.strptime(day, "%Y%m%d").date(), time.max), tz)
+            return None, datetime.combine(datetime.strptime(day, "%Y%m%d").date(), time.max)
         wall = datetime.strptime(day + clock, "%Y%m%d%H%M%S")
     except ValueError as exc:
         raise RecurrenceError(f"RRULE UNTIL {value!r} is not a valid date: {exc}") from exc
-    return wall.replace(tzinfo=UTC) if utc else local_to_instant(wall, tz)
+    return (wall.replace(tzinfo=UTC), None) if utc else (None, wall)
 
 
 @dataclass(frozen=True)
 class RuleSchedule:
-    """An RRULE anchored at `anchor` (its DTSTART) in time zone `tz`, ending at `until` if it says so."""
+    """An RRULE anchored at `anchor` (its DTSTART) in time zone `tz_name`, ending at its UNTIL if it has one."""
 
     anchor: datetime
     tz: ZoneInfo
+    tz_name: str
     rule: rrule
-    until: datetime | None = None
+    until_utc: datetime | None = None
+    until_wall: datetime | None = None
+    #: Wall times fetch_ahead expanded, kept for the occurrences_from that follows (dateutil is the cost).
+    _ahead: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str, anchor: datetime, tz_name: str) -> RuleSchedule:
         tz = zone(tz_name)
         parts = _rule_parts(text)
-        until = _until_instant(parts.pop("UNTIL"), tz) if "UNTIL" in parts else None
-        # dateutil drops fractions of a second from DTSTART; occurrences get the anchor's back (_wall).
+        until_utc, until_wall = _until(parts.pop("UNTIL")) if "UNTIL" in parts else (None, None)
+        # dateutil drops fractions of a second from DTSTART; occurrences get the anchor's back (walls_from).
         anchor_wall = anchor.astimezone(tz).replace(tzinfo=None, microsecond=0)
         try:
             rule = rrulestr(";".join(f"{name}={value}" for name, value in parts.items()), dtstart=anchor_wall)
@@ -132,44 +158,55 @@ class RuleSchedule:
         capped = rule.replace(count=None, until=anchor_wall + NEVER_HORIZON)
         if capped.after(anchor_wall, inc=True) is None:
             raise RecurrenceError(f"RRULE {text!r} has no occurrence within ten years of its start")
-        return cls(anchor=anchor, tz=tz, rule=rule, until=until)
+        return cls(anchor=anchor, tz=tz, tz_name=tz_name, rule=rule, until_utc=until_utc, until_wall=until_wall)
 
-    def _instant(self, wall: datetime) -> datetime:
-        wall = wall.replace(microsecond=self.anchor.microsecond)
-        if wall == self.anchor.astimezone(self.tz).replace(tzinfo=None):
-            return self.anchor.astimezone(UTC)
-        return local_to_instant(wall, self.tz)
+    def walls_from(self, start: datetime) -> Iterator[list[datetime]]:
+        """The rule's local wall times from a day before `start` on (a day covers any UTC offset change), in
+        chunks growing from 8: what one read of the wall times takes."""
+        expanded, rest = self._ahead.pop(start, ([], None))
+        yield from expanded
+        yield from rest if rest is not None else self._expand(start)
 
-    def occurrences_from(self, start: datetime) -> Iterator[datetime]:
-        """Occurrences at or after `start` (and not after UNTIL), as UTC instants, strictly increasing."""
+    def _walls(self, start: datetime) -> Iterator[datetime]:
         start_wall = (start.astimezone(self.tz) - timedelta(days=1)).replace(tzinfo=None)
-        previous = None
         for wall in self.rule.xafter(start_wall, inc=True):
-            instant = self._instant(wall)
-            if self.until is not None and instant > self.until:
-                return
-            if instant < start or (previous is not None and instant <= previous):
-                continue  # before the window, or a wall time that a gap folded onto the previous one
-            previous = instant
-            yield instant
+            yield wall.replace(microsecond=self.anchor.microsecond)
 
+    @staticmethod
+    def _chunks(walls: Iterator[datetime], size: int = 8) -> Iterator[list[datetime]]:
+        while chunk := list(islice(walls, size)):
+            yield chunk
+            size = min(size * 4, 4096)
 
-@dataclass(frozen=True)
-class Window:
-    """What one run does with one template: occurrences due, and where the pointer moves."""
+    def _expand(self, start: datetime) -> Iterator[list[datetime]]:
+        return self._chunks(self._walls(start))
 
-    due: list[datetime]
-    next_occurrence: datetime | None
+    def walls_ahead(self, start: datetime, horizon: datetime, limit: int) -> list[datetime]:
+        """The wall times `occurrences_from(start)` will read up to the first occurrence after `horizon` (at
+        most `limit` of them), expanded now and kept for it: a batch of templates reads them in one query."""
+        last = (horizon.astimezone(self.tz) + timedelta(days=1)).replace(tzinfo=None)
+        walls = self._walls(start)
+        ahead: list[datetime] = []
+        for wall in walls:
+            ahead.append(wall)
+            if wall > last or len(ahead) > limit:
+                break
+        self._ahead[start] = ([ahead] if ahead else [], self._chunks(walls))
+        return ahead if self.until_wall is None else [self.until_wall, *ahead]
 
-
-def window(schedule: RuleSchedule, pointer: datetime, horizon: datetime, end: datetime | None) -> Window:
-    """Occurrences in [pointer, horizon] (and not after `end`), and the first one after `horizon`."""
-    due: list[datetime] = []
-    for instant in schedule.occurrences_from(pointer):
-        if instant > horizon:
-            return Window(due, instant)
-        if end is None or instant <= end:
-            due.append(instant)
-        if len(due) > MAX_OCCURRENCES_PER_WINDOW:
-            raise RecurrenceError(TOO_MANY_OCCURRENCES)
-    return Window(due, None)
+    def occurrences_from(self, start: datetime, read: WallReader) -> Iterator[datetime]:
+        """Occurrences at or after `start` (and not after UNTIL), as UTC instants, strictly increasing."""
+        anchor_wall = self.anchor.astimezone(self.tz).replace(tzinfo=None)
+        until = self.until_utc if self.until_wall is None else read([self.until_wall], self.tz_name)[0]
+        previous = None
+        for chunk in self.walls_from(start):
+            instants = iter(read([wall for wall in chunk if wall != anchor_wall], self.tz_name))
+            for wall in chunk:
+                # the anchor is its own instant, even as the second reading of a repeated wall time
+                instant = self.anchor.astimezone(UTC) if wall == anchor_wall else next(instants)
+                if until is not None and instant > until:
+                    return
+                if instant < start or (previous is not None and instant <= previous):
+                    continue  # before the window, or a wall time that a gap folded onto the previous one
+                previous = instant
+                yield instant

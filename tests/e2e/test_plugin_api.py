@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -23,6 +24,16 @@ ROUTES = {
     ("get", "/ticketflow/tdx/actions/recent"), ("get", "/ticketflow/tdx/actions/summary"),
     ("get", "/ticketflow/tdx/tickets/{ticket_id}/actions"), ("post", "/ticketflow/tdx/actions/clear_failed"),
     ("get", "/ticketflow/dashboard"), ("post", "/ticketflow/tickets"),
+    ("get", "/ticketflow/recurring/templates"), ("post", "/ticketflow/recurring/templates"),
+    ("get", "/ticketflow/recurring/templates/{template_id}"),
+    ("patch", "/ticketflow/recurring/templates/{template_id}"),
+    ("post", "/ticketflow/recurring/templates/{template_id}/pause"),
+    ("post", "/ticketflow/recurring/templates/{template_id}/resume"),
+    ("post", "/ticketflow/recurring/templates/{template_id}/skip"),
+    ("post", "/ticketflow/recurring/templates/{template_id}/move"),
+    ("post", "/ticketflow/recurring/templates/{template_id}/reschedule"),
+    ("get", "/ticketflow/recurring/templates/{template_id}/preview"),
+    ("get", "/ticketflow/recurring/templates/{template_id}/history"), ("post", "/ticketflow/recurring/preview"),
 }
 
 
@@ -85,7 +96,8 @@ def test_every_route_is_in_the_api_servers_openapi_document_and_answers_nothing_
 
     anonymous, forged = Plugin(stack, None), Plugin(stack, "not-a-jwt")
     for method, path in sorted(ROUTES):
-        url = path.replace("{task_id}", "1").replace("{event_id}", "1").replace("{ticket_id}", "1")
+        url = (path.replace("{task_id}", "1").replace("{event_id}", "1").replace("{ticket_id}", "1")
+               .replace("{template_id}", "1"))
         for client, status in ((anonymous, 401), (forged, 403)):
             answer = client.session.request(method, stack.api_url + url, json={}, timeout=30)
             assert answer.status_code == status, (method, url, answer.text)
@@ -242,6 +254,43 @@ def test_a_task_is_held_edited_resumed_and_cancelled_and_an_impossible_move_is_a
     assert _snapshot(task_world["conn"]) == before
 
 
+@pytest.fixture
+def recurring_world(stack):
+    """No recurring template of earlier tests, and none of ours left for the scheduled runs afterwards."""
+    with psycopg.connect(stack.app_db_url, autocommit=True) as conn:
+        conn.execute("UPDATE tickets SET archived = true WHERE is_recurring")
+        yield conn
+        conn.execute("UPDATE tickets SET archived = true WHERE is_recurring")
+
+
+def test_recurring_templates_with_real_tokens_a_viewer_reads_and_is_refused_every_change(admin, viewer,
+                                                                                        recurring_world):
+    created = admin.post("/recurring/templates", {
+        "subject": "Patch review", "department": "IT", "category": "Ops", "schedule": {"rrule": "FREQ=WEEKLY;BYDAY=MO"},
+        "timezone": "America/Toronto", "start": "2030-01-07T08:00:00-05:00"})
+    assert created.status_code == 201, created.text
+    template = created.json()["id"]
+    assert admin.post(f"/recurring/templates/{template}/pause", {"reason": "audit"}).json()["state"] == "paused"
+    assert viewer.get(f"/recurring/templates/{template}").json()["next_occurrences"][0]["local"] == (
+        "2030-01-07T08:00:00-05:00")
+    assert viewer.get("/recurring/templates", state="paused").json()["total"] == 1
+    assert viewer.post("/recurring/preview", {"schedule": {"interval": "daily"}, "start": "2030-01-07T08:00:00Z",
+                                              "count": 2}).status_code == 200
+    before = _snapshot(recurring_world)
+    for path, body in ((f"/recurring/templates/{template}/resume", {}), ("/recurring/templates", {}),
+                       (f"/recurring/templates/{template}/skip", {"occurrence": "2030-01-14T13:00:00Z",
+                                                                  "reason": "x"}),
+                       (f"/recurring/templates/{template}/move", {"occurrence": "2030-01-14T13:00:00Z",
+                                                                  "to": "2030-01-15T13:00:00Z", "reason": "x"}),
+                       (f"/recurring/templates/{template}/reschedule", {"from": "2030-01-14T13:00:00Z"}),
+                       (f"/recurring/templates/{template}/pause", {})):
+        assert viewer.post(path, body).status_code == 403, path
+    assert viewer.patch(f"/recurring/templates/{template}", {"subject": "x"}).status_code == 403
+    assert _snapshot(recurring_world) == before
+    resumed = admin.post(f"/recurring/templates/{template}/resume", {"missed": "skip"})
+    assert resumed.status_code == 200 and resumed.json()["state"] == "active"
+
+
 def test_events_listing_retrieval_and_my_events(admin, stack):
     with psycopg.connect(stack.app_db_url, autocommit=True) as conn:
         conn.execute("TRUNCATE events, customers RESTART IDENTITY CASCADE")
@@ -311,7 +360,8 @@ def test_the_dashboard_page_is_served_to_users_only(admin, stack):
 def test_schemathesis_finds_no_server_error_in_the_plugins_part_of_the_openapi_document(stack, tmp_path):
     """Fuzzing, boundary and stateful phases over every /ticketflow operation, with all of schemathesis' checks."""
     done = subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "run", f"{stack.api_url}/openapi.json",
+        [sys.executable, "-m", "schemathesis.cli", "--config-file", str(Path(__file__).with_name("schemathesis.toml")),
+         "run", f"{stack.api_url}/openapi.json",
          "--include-path-regex", "^/ticketflow/", "-H", f"Authorization: Bearer {stack.token()}",
          "--max-examples", "15", "--seed", "1", "--generation-database", "none", "--workers", "1"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path)

@@ -78,6 +78,8 @@ def test_each_condition_raises_one_alert_listing_what_is_open_then_waits_for_the
     overdue_email(db, T0 - timedelta(minutes=32))
     failed_tdx_action(db, 5001, T0 - timedelta(minutes=40))
     template = parked_template(db, "Weekly backup check", "RRULE: unknown frequency FORTNIGHTLY")
+    paused = parked_template(db, "Paused on purpose", "RRULE: unknown frequency FORTNIGHTLY")
+    db.execute("UPDATE tickets SET paused_at = %s WHERE id = %s", (T0, paused))  # a person stopped it: no alert
     late = ticket(db, "VPN down", T0 - timedelta(minutes=92), error="no deployed workflow matches IT / Network")
     recent = ticket(db, "Printer jam", T0 - timedelta(minutes=32))
 

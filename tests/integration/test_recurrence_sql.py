@@ -1,6 +1,7 @@
 """The interval recurrence engine in PostgreSQL, checked against the RFC reading and an independent model."""
 
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -8,7 +9,7 @@ from dateutil.relativedelta import relativedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ticketflow.recurrence import local_to_instant
+from tests.support import local_to_instant
 
 UTC = UTC
 ZONES = ["America/Toronto", "Europe/London", "Australia/Sydney", "UTC", "Australia/Lord_Howe"]
@@ -143,3 +144,23 @@ def test_every_half_hour_anchor_across_each_transition_matches_the_model(db, tz)
                 until_at = from_at + timedelta(hours=13)
                 assert (_sql_occurrences(db, anchor, tz, "daily", 1, from_at, until_at)
                         == _model_occurrences(anchor, tz, "daily", 1, from_at, until_at)), (anchor, from_at)
+
+
+RULES = ["FREQ=DAILY", "FREQ=WEEKLY;BYDAY=MO,TH", "FREQ=MONTHLY;BYMONTHDAY=-1", "FREQ=MONTHLY;BYDAY=-1SU",
+         "FREQ=DAILY;UNTIL=20281105T013000", "FREQ=DAILY;UNTIL=20280312", "FREQ=YEARLY;BYMONTH=3;BYDAY=2SU"]
+
+
+@DB_SETTINGS
+@given(tz=st.sampled_from(ZONES), rule=st.sampled_from(RULES),
+       anchor_wall=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2028, 6, 30)).map(
+           lambda d: d.replace(second=0, microsecond=0)))
+def test_rrule_occurrences_read_by_postgresql_match_the_model(db, tz, rule, anchor_wall):
+    """RRULE wall times are read by the SQL function the interval arithmetic uses: the same answers as the
+    model of RFC 5545's reading, across every DST change of the span."""
+    from tests.support import model_wall_reader
+    from ticketflow.recurrence import RuleSchedule, sql_wall_reader
+
+    anchor = local_to_instant(anchor_wall, ZoneInfo(tz))
+    schedule = RuleSchedule.parse(rule, anchor, tz)
+    by_sql = list(islice(schedule.occurrences_from(anchor, sql_wall_reader(db)), 120))
+    assert by_sql == list(islice(schedule.occurrences_from(anchor, model_wall_reader), 120))

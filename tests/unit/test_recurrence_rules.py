@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ticketflow.recurrence import RecurrenceError, RuleSchedule, local_to_instant, window
+from tests.support import local_to_instant, model_wall_reader
+from ticketflow.recurrence import RecurrenceError, RuleSchedule
+from ticketflow.recurring import rule_candidates
 
 UTC = UTC
 ZONES = ["America/Toronto", "Europe/London", "Australia/Sydney", "UTC"]
@@ -19,7 +21,7 @@ def _local(tz, *args):
 
 
 def _first(schedule, n, start=None):
-    return list(islice(schedule.occurrences_from(start or schedule.anchor), n))
+    return list(islice(schedule.occurrences_from(start or schedule.anchor, model_wall_reader), n))
 
 
 def test_a_wall_time_in_the_spring_forward_gap_takes_the_offset_before_the_gap():
@@ -74,17 +76,17 @@ def test_first_monday_of_the_month_and_weekday_lists():
 def test_count_and_until_end_the_series():
     anchor = datetime(2026, 1, 1, 9, tzinfo=UTC)
     counted = RuleSchedule.parse("FREQ=DAILY;COUNT=3", anchor, "UTC")
-    assert len(list(counted.occurrences_from(anchor))) == 3
+    assert len(list(counted.occurrences_from(anchor, model_wall_reader))) == 3
     until_utc = RuleSchedule.parse("FREQ=DAILY;UNTIL=20260103T090000Z", anchor, "UTC")
-    assert len(list(until_utc.occurrences_from(anchor))) == 3
+    assert len(list(until_utc.occurrences_from(anchor, model_wall_reader))) == 3
     until_date = RuleSchedule.parse("FREQ=DAILY;UNTIL=20260103", anchor, "UTC")
-    assert len(list(until_date.occurrences_from(anchor))) == 3
+    assert len(list(until_date.occurrences_from(anchor, model_wall_reader))) == 3
 
 
 def test_until_in_utc_is_compared_as_an_instant_in_the_local_zone():
     anchor = _local("America/Toronto", 2026, 1, 1, 21, 0)  # 02:00Z the next day
     schedule = RuleSchedule.parse("FREQ=DAILY;UNTIL=20260103T020000Z", anchor, "America/Toronto")
-    assert [o.isoformat() for o in schedule.occurrences_from(anchor)] == [
+    assert [o.isoformat() for o in schedule.occurrences_from(anchor, model_wall_reader)] == [
         "2026-01-02T02:00:00+00:00", "2026-01-03T02:00:00+00:00"]
 
 
@@ -99,7 +101,7 @@ def test_until_in_utc_is_compared_as_an_instant_on_dst_days(until, fires_on_the_
     wall = (1, 45) if first.month == 10 else (2, 30)
     anchor = _local("America/Toronto", first.year, first.month, first.day, *wall)
     schedule = RuleSchedule.parse(f"FREQ=DAILY;UNTIL={until}", anchor, "America/Toronto")
-    occurrences = list(schedule.occurrences_from(anchor))
+    occurrences = list(schedule.occurrences_from(anchor, model_wall_reader))
     assert len(occurrences) == (3 if fires_on_the_dst_day else 2)
     assert all(o <= datetime.strptime(until, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) for o in occurrences)
 
@@ -107,24 +109,25 @@ def test_until_in_utc_is_compared_as_an_instant_on_dst_days(until, fires_on_the_
 def test_counts_may_have_leading_zeros_as_rfc_5545_digits_do():
     anchor = datetime(2026, 1, 1, 9, tzinfo=UTC)
     schedule = RuleSchedule.parse("FREQ=DAILY;INTERVAL=02;COUNT=03", anchor, "UTC")
-    assert [o.day for o in schedule.occurrences_from(anchor)] == [1, 3, 5]
+    assert [o.day for o in schedule.occurrences_from(anchor, model_wall_reader)] == [1, 3, 5]
 
 
 def test_an_anchor_with_fractions_of_a_second_is_its_own_first_occurrence():
     anchor = datetime(2026, 3, 2, 9, 0, 0, 500000, tzinfo=UTC)  # recurrence_start = now(), say
     schedule = RuleSchedule.parse("FREQ=DAILY;COUNT=2", anchor, "UTC")
-    assert list(schedule.occurrences_from(anchor)) == [anchor, anchor + timedelta(days=1)]
+    assert list(schedule.occurrences_from(anchor, model_wall_reader)) == [anchor, anchor + timedelta(days=1)]
 
 
-def test_window_returns_due_occurrences_and_the_next_pointer():
+def test_rule_candidates_run_from_the_pointer_to_the_first_after_the_horizon():
+    """The job's SQL picks the due ones and the next pointer from these: the last one is after the horizon."""
     anchor = datetime(2026, 1, 1, 9, tzinfo=UTC)
-    schedule = RuleSchedule.parse("FREQ=DAILY", anchor, "UTC")
-    planned = window(schedule, datetime(2026, 1, 3, 9, tzinfo=UTC), datetime(2026, 1, 5, 9, tzinfo=UTC), None)
-    assert [o.day for o in planned.due] == [3, 4, 5]
-    assert planned.next_occurrence == datetime(2026, 1, 6, 9, tzinfo=UTC)
-    ended = window(schedule, datetime(2026, 1, 3, 9, tzinfo=UTC), datetime(2026, 1, 5, 9, tzinfo=UTC),
-                   datetime(2026, 1, 4, 9, tzinfo=UTC))
-    assert [o.day for o in ended.due] == [3, 4]
+    found = rule_candidates(RuleSchedule.parse("FREQ=DAILY", anchor, "UTC"), datetime(2026, 1, 3, 9, tzinfo=UTC),
+                            datetime(2026, 1, 5, 9, tzinfo=UTC), model_wall_reader)
+    assert [o.day for o in found] == [3, 4, 5, 6]
+    ended = rule_candidates(RuleSchedule.parse("FREQ=DAILY;COUNT=4", anchor, "UTC"),
+                            datetime(2026, 1, 3, 9, tzinfo=UTC),
+                            datetime(2026, 1, 5, 9, tzinfo=UTC), model_wall_reader)
+    assert [o.day for o in ended] == [3, 4]
 
 
 @pytest.mark.parametrize("rule, message", [
@@ -156,11 +159,12 @@ def test_bad_rules_are_refused_with_a_reason(rule, message):
         RuleSchedule.parse(rule, datetime(2026, 1, 1, tzinfo=UTC), "UTC")
 
 
-def test_a_window_with_an_absurd_number_of_occurrences_is_refused_not_computed():
+def test_an_absurd_number_of_rule_occurrences_is_cut_short_not_computed():
+    """Past the cap the candidates stop, one beyond it, so the job's SQL sees too many and parks the template."""
     anchor = datetime(1990, 1, 1, tzinfo=UTC)
-    schedule = RuleSchedule.parse("FREQ=DAILY", anchor, "UTC")
-    with pytest.raises(RecurrenceError, match="more than 10000 occurrences due at once"):
-        window(schedule, anchor, datetime(2026, 1, 1, tzinfo=UTC), None)
+    found = rule_candidates(RuleSchedule.parse("FREQ=DAILY", anchor, "UTC"), anchor,
+                            datetime(2026, 1, 1, tzinfo=UTC), model_wall_reader)
+    assert len(found) == 10_001 and found[-1] < datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_an_unknown_time_zone_is_refused():
