@@ -25,7 +25,7 @@ from ticketflow import clock, events, settings, tasks
 from ticketflow.settings import TICKETING_DB_CONN_ID
 from ticketflow.tdx import log as tdx_log
 from ticketflow.tts import TtsClient, TtsError
-from ticketflow.web import dashboard, schemas, task_changes
+from ticketflow.web import dashboard, recurring_page, schemas, task_changes
 from ticketflow.web.database import Database, DatabaseUnavailable, airflow_conninfo
 from ticketflow.web.guard import guard
 from ticketflow.web.intake_routes import tickets_router
@@ -204,4 +204,5 @@ def create_app(database: Database | None = None,
     for router in (task_routes, task_changes.routes(database.connection, TASK_DAG), event_routes, tdx_routes):
         app.include_router(router)
     app.include_router(tickets_router(database, _errors(409, 422)))
+    app.include_router(recurring_page.routes())
     return app

@@ -1,0 +1,214 @@
+"""The Recurring tickets page in a real browser, on the real Airflow: create a template from its form with the live
+preview, pause it, and see `recurring_tickets` leave it alone; a read-only user sees no button and every change
+they try is refused.
+"""
+
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+
+from devstack.stack import VIEWER_PASSWORD, VIEWER_USER
+from tests.e2e.browsing import ARTIFACTS, log_in
+
+pytestmark = pytest.mark.e2e
+DAG_ID = "recurring_tickets"
+ZONE = ZoneInfo("America/Toronto")
+PREVIEWED = 10
+
+
+def _daily_schedule(now: datetime) -> tuple[date, int]:
+    """A start two days back at an hour of Toronto's day at least an hour from now (whatever time the test runs),
+    so the preview's "after now" and the test's agree, and not 02:00, which a DST change can skip."""
+    local_now = now.astimezone(ZONE)
+    hour = 15 if 7 <= local_now.hour <= 10 else 9
+    return local_now.date() - timedelta(days=2), hour
+
+
+def _expected_occurrences(start: date, hour: int, now: datetime) -> list[datetime]:
+    """Every day at `hour` Toronto wall time (RFC 5545: the wall time stays, the offset follows DST), after now."""
+    days = (start + timedelta(days=n) for n in range(PREVIEWED + 5))
+    return [at for at in (datetime.combine(day, time(hour), tzinfo=ZONE) for day in days) if at > now][:PREVIEWED]
+
+
+class Recurring:
+    """The recurring API with a token, as a script would call it."""
+
+    def __init__(self, stack, token: str):
+        self.base = f"{stack.api_url}/ticketflow/recurring"
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def get(self, path: str, **params) -> dict:
+        answer = self.session.get(self.base + path, params=params, timeout=30)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def post(self, path: str, body: dict, expected: int = 200) -> dict:
+        answer = self.session.post(self.base + path, json=body, timeout=30)
+        assert answer.status_code == expected, answer.text
+        return answer.json()
+
+
+@pytest.fixture
+def recurring(stack):
+    return Recurring(stack, stack.token())
+
+
+@pytest.fixture
+def our_templates(stack_db):
+    """The ids of the templates a test made; archived afterwards, so no later scheduled run picks them up."""
+    made: list[int] = []
+    yield made
+    if made:
+        stack_db.execute("UPDATE tickets SET archived = true WHERE id = ANY(%s)", (made,))
+
+
+def _frame(page, url_end: str):
+    return next(frame for frame in page.frames if frame.url.split("?")[0].endswith(url_end))
+
+
+def _occurrences_of(stack_db, template_id: int) -> tuple[int, int]:
+    """The tickets made from a template and the tasks those or the template itself got."""
+    tickets = stack_db.execute("SELECT count(*) FROM tickets WHERE recurring_parent_id = %s",
+                               (template_id,)).fetchone()[0]
+    tasks = stack_db.execute("SELECT count(*) FROM tasks k JOIN tickets t ON t.id = k.ticket_id"
+                             " WHERE t.id = %s OR t.recurring_parent_id = %s", (template_id, template_id)).fetchone()[0]
+    return tickets, tasks
+
+
+def test_a_template_made_in_the_form_previews_its_dates_and_once_paused_the_job_leaves_it_alone(
+        api, stack, stack_db, browser, recurring, our_templates):
+    api.wait_for_quiet_window(DAG_ID, seconds=300)  # no scheduled run between saving and pausing
+    now = datetime.now(UTC)
+    start, hour = _daily_schedule(now)
+    expected = _expected_occurrences(start, hour, now)
+    subject = f"Browser daily check {uuid.uuid4().hex[:8]}"
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    log_in(page, stack)
+    page.get_by_role("link", name="Recurring tickets", exact=True).click()
+    page.wait_for_url("**/plugin/ticketflow-recurring**")
+    view = page.frame_locator("iframe").first
+
+    view.get_by_role("button", name="New template").click()
+    view.get_by_label("Subject").fill(subject)
+    view.get_by_label("Department").fill("IT")
+    view.get_by_label("Category").fill("Ops")
+    view.get_by_label("Every").fill("1")
+    view.get_by_label("Interval").select_option("daily")
+    view.get_by_label("Time zone").fill("America/Toronto")
+    view.get_by_label("Start (local)").fill(f"{start.isoformat()}T{hour:02d}:00")
+
+    # The live preview: the next ten, in Toronto and in UTC, as the API computes them.
+    rows = view.locator("#preview tbody tr")
+    rows.nth(PREVIEWED - 1).wait_for()
+    assert rows.count() == PREVIEWED
+    shown = [(datetime.fromisoformat(rows.nth(i).get_attribute("data-local")),
+              datetime.fromisoformat(rows.nth(i).get_attribute("data-utc"))) for i in range(PREVIEWED)]
+    assert [local for local, _ in shown] == expected
+    assert [local.utcoffset() for local, _ in shown] == [at.utcoffset() for at in expected]  # Toronto's offsets
+    assert [utc for _, utc in shown] == [at.astimezone(UTC) for at in expected]
+    assert [utc.utcoffset() for _, utc in shown] == [timedelta(0)] * PREVIEWED
+    first_row = rows.first.inner_text()
+    assert f"{expected[0]:%Y-%m-%d %H:%M}" in first_row
+    assert f"{expected[0].astimezone(UTC):%Y-%m-%d %H:%M} UTC" in first_row
+
+    view.get_by_role("button", name="Save").click()
+    row = view.locator("#templates tr", has_text=subject)
+    row.wait_for()
+    template_id = int(row.get_attribute("data-template-id"))
+    our_templates.append(template_id)
+    assert row.locator("[data-state-badge]").inner_text() == "active"
+    saved = recurring.get(f"/templates/{template_id}")
+    assert (saved["subject"], saved["timezone"], saved["schedule"]["interval"], saved["schedule"]["every"]) == (
+        subject, "America/Toronto", "daily", 1)
+    assert datetime.fromisoformat(saved["start"]) == datetime.combine(start, time(hour), tzinfo=ZONE)
+
+    # A twin made through the API and left active shows what the run would have made of the paused one.
+    twin = recurring.post("/templates", {key: saved[key] for key in (
+        "department", "category", "schedule", "timezone", "start", "missed_policy")} | {"subject": f"{subject} twin"},
+        expected=201)
+    our_templates.append(twin["id"])
+
+    row.get_by_role("button", name="Pause").click()
+    dialog = view.locator("#action-dialog")
+    dialog.get_by_label("Reason").fill("on hold while the team moves")
+    dialog.get_by_role("button", name="Confirm").click()
+    view.locator(f'#templates tr[data-template-id="{template_id}"][data-state="paused"]').wait_for()
+    paused = recurring.get(f"/templates/{template_id}")
+    assert paused["state"] == "paused"
+
+    run = api.trigger(DAG_ID)
+    assert api.wait_for_run(DAG_ID, run["dag_run_id"])["state"] == "success"
+    assert _occurrences_of(stack_db, twin["id"])[0] >= 1  # the run did create what was due ...
+    assert _occurrences_of(stack_db, template_id) == (0, 0)  # ... and nothing, no task either, for the paused one
+    assert [e for e in recurring.get(f"/templates/{template_id}/history")["entries"] if e["kind"] == "created"] == []
+    after = recurring.get(f"/templates/{template_id}")
+    assert (after["state"], after["next_occurrence"]) == ("paused", paused["next_occurrence"])
+
+    page.reload()
+    view = page.frame_locator("iframe").first
+    view.locator(f'#templates tr[data-template-id="{template_id}"][data-state="paused"]').wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    _frame(page, "/ticketflow/recurring-tickets").locator("body").screenshot(path=str(ARTIFACTS / "recurring-page.png"))
+    assert [text for text in console if "Content Security Policy" in text] == []  # the page needs nothing it forbids
+
+
+def test_a_read_only_user_sees_no_button_and_every_change_is_refused(stack, stack_db, browser, recurring,
+                                                                        our_templates):
+    now = datetime.now(UTC)
+    start, hour = _daily_schedule(now)
+    body = {"subject": f"Viewer target {uuid.uuid4().hex[:8]}", "department": "IT", "category": "Ops",
+            "schedule": {"interval": "daily", "every": 1, "rrule": None}, "timezone": "America/Toronto",
+            "start": datetime.combine(start + timedelta(days=3), time(hour), tzinfo=ZONE).isoformat()}
+    active = recurring.post("/templates", body, expected=201)
+    paused = recurring.post("/templates", body | {"subject": body["subject"] + " paused"}, expected=201)
+    our_templates.extend([active["id"], paused["id"]])
+    paused = recurring.post(f"/templates/{paused['id']}/pause", {"reason": "viewer test"})
+    before = {t["id"]: recurring.get(f"/templates/{t['id']}") for t in (active, paused)}
+
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    log_in(page, stack, VIEWER_USER, VIEWER_PASSWORD)
+    page.get_by_role("link", name="Recurring tickets", exact=True).click()
+    page.wait_for_url("**/plugin/ticketflow-recurring**")
+    view = page.frame_locator("iframe").first
+    view.locator(f'#templates tr[data-template-id="{active["id"]}"]').wait_for()  # the viewer may look ...
+    assert view.locator("[data-action]").count() == 0  # ... but gets no button that changes anything
+    for name in ("New template", "Edit", "Pause", "Resume", "Skip…", "Fix schedule", "Save"):
+        assert view.get_by_role("button", name=name).count() == 0, name
+    assert view.locator("#template-form").count() == 0 and view.locator("#action-dialog").count() == 0
+
+    # The page's own origin and the viewer's cookie, exactly what the page's script would send: refused.
+    frame = _frame(page, "/ticketflow/recurring-tickets")
+    next_occurrence = before[active["id"]]["next_occurrences"][0]["utc"]
+    attempts = [("POST", "/templates", body)]
+    for template_id in before:
+        attempts += [("PATCH", f"/templates/{template_id}", {"subject": "taken over"}),
+                     ("POST", f"/templates/{template_id}/pause", {"reason": "viewer"}),
+                     ("POST", f"/templates/{template_id}/resume", {"missed": "skip"}),
+                     ("POST", f"/templates/{template_id}/skip", {"occurrence": next_occurrence, "reason": "viewer"}),
+                     ("POST", f"/templates/{template_id}/move", {"occurrence": next_occurrence,
+                                                                  "to": now.isoformat(), "reason": "viewer"}),
+                     ("POST", f"/templates/{template_id}/reschedule", {"from": now.isoformat(), "reason": "viewer"})]
+    answers = frame.evaluate("""async (attempts) => Promise.all(attempts.map(async ([method, path, body]) => {
+        const answer = await fetch("/ticketflow/recurring" + path, {method, body: JSON.stringify(body),
+                                   headers: {"Content-Type": "application/json"}});
+        return [method, path, answer.status, await answer.text()];
+    }))""", attempts)
+    assert [(method, path, status) for method, path, status, _ in answers] == [
+        (method, path, 403) for method, path, _ in attempts]
+    assert all("may not change the data of recurring_tickets" in text for *_, text in answers)
+    # Reading stays open to them: the preview is a read, and so is each template.
+    preview = frame.evaluate("""async (body) => (await fetch("/ticketflow/recurring/preview", {method: "POST",
+        headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)})).status""",
+                             {key: body[key] for key in ("schedule", "timezone", "start")} | {"count": 3})
+    assert preview == 200
+
+    assert {template_id: recurring.get(f"/templates/{template_id}") for template_id in before} == before
+    assert stack_db.execute("SELECT count(*) FROM tickets WHERE subject = %s", (body["subject"],)).fetchone()[0] == 1
+
