@@ -96,13 +96,13 @@ def test_a_template_made_in_the_form_previews_its_dates_and_once_paused_the_job_
     view = page.frame_locator("iframe").first
 
     view.get_by_role("button", name="New template").click()
-    view.get_by_label("Subject").fill(subject)
-    view.get_by_label("Department").fill("IT")
-    view.get_by_label("Category").fill("Ops")
-    view.get_by_label("Every").fill("1")
-    view.get_by_label("Interval").select_option("daily")
-    view.get_by_label("Time zone").fill("America/Toronto")
-    view.get_by_label("Start (local)").fill(f"{start.isoformat()}T{hour:02d}:00")
+    view.get_by_label("Subject", exact=True).fill(subject)
+    view.get_by_label("Department", exact=True).fill("IT")
+    view.get_by_label("Category", exact=True).fill("Ops")
+    view.get_by_label("Every", exact=True).fill("1")
+    view.get_by_label("Interval", exact=True).select_option("daily")
+    view.get_by_label("Time zone", exact=True).fill("America/Toronto")
+    view.get_by_label("Start (local)", exact=True).fill(f"{start.isoformat()}T{hour:02d}:00")
 
     # The live preview: the next ten, in Toronto and in UTC, as the API computes them.
     rows = view.locator("#preview tbody tr")
@@ -137,7 +137,7 @@ def test_a_template_made_in_the_form_previews_its_dates_and_once_paused_the_job_
 
     row.get_by_role("button", name="Pause").click()
     dialog = view.locator("#action-dialog")
-    dialog.get_by_label("Reason").fill("on hold while the team moves")
+    dialog.get_by_label("Reason", exact=True).fill("on hold while the team moves")
     dialog.get_by_role("button", name="Confirm").click()
     view.locator(f'#templates tr[data-template-id="{template_id}"][data-state="paused"]').wait_for()
     paused = recurring.get(f"/templates/{template_id}")
