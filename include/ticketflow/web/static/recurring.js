@@ -13,7 +13,7 @@
 
   const $ = (id) => document.getElementById(id);
   const state = { filter: new URLSearchParams(location.search).get("state") || "", offset: 0, total: 0,
-                  templates: new Map(), editing: null, previewTimer: null, previewSeq: 0 };
+                  templates: new Map(), editing: null, original: null, previewTimer: null, previewSeq: 0 };
 
   // ---- talking to the API ------------------------------------------------------------------------------------
 
@@ -175,6 +175,13 @@
       reason.textContent = `Parked: ${t.parked_reason || "no reason recorded"}`;
       subject.appendChild(reason);
     }
+    if (t.state === "paused") {
+      const paused = document.createElement("div");
+      paused.className = "paused-reason";
+      paused.textContent = ["Paused", t.paused_by ? ` by ${t.paused_by}` : "",
+        t.paused_at ? ` on ${utcText(t.paused_at)}` : "", t.pause_reason ? `: ${t.pause_reason}` : ""].join("");
+      subject.appendChild(paused);
+    }
     const schedule = cell(row);
     schedule.textContent = scheduleText(t);
     const zone = document.createElement("div");
@@ -323,8 +330,7 @@
     return field("timezone").value.trim() || DEFAULT_ZONE;
   }
 
-  /** The body the API takes: every field, empty text as null (PATCH sends all of them too: the form shows
-   *  the whole template, and what it shows is what is saved). */
+  /** The body the API takes: every field, empty text as null. */
   function body() {
     const out = {};
     for (const name of FIELDS) {
@@ -339,6 +345,11 @@
     out.lead_time_seconds = lead === "" ? 0 : Number(lead) * 60;
     out.missed_policy = field("missed_policy").value;
     return out;
+  }
+
+  function changes(before, after) {
+    return Object.fromEntries(Object.entries(after)
+      .filter(([name, value]) => JSON.stringify(value) !== JSON.stringify(before[name])));
   }
 
   function clearErrors() {
@@ -428,6 +439,7 @@
       field("missed_policy").value = template.missed_policy;
     }
     syncKind();
+    state.original = template ? body() : null;  // an edit sends only what the user changed
     $("editor").hidden = false;
     (focus === "schedule" ? field(kind() === "rrule" ? "rrule" : "every") : field("subject")).focus();
     $("editor").scrollIntoView({ block: "nearest" });
@@ -443,7 +455,7 @@
     save.disabled = true;
     try {
       const saved = state.editing === null ? await call("POST", "/templates", body())
-        : await call("PATCH", `/templates/${state.editing}`, body());
+        : await call("PATCH", `/templates/${state.editing}`, changes(state.original, body()));
       $("editor").hidden = true;
       state.editing = null;
       notify(`Saved #${saved.id} "${saved.subject}": ${saved.state}.`);
@@ -481,8 +493,8 @@
     $("action-error").textContent = "";
     $("action-title").textContent = `${TITLES[action]} #${id} "${template.subject}"`;
     $("action-about").textContent = ABOUT[action];
-    for (const row of actionForm.querySelectorAll("[data-for]")) {
-      row.hidden = !row.dataset.for.split(" ").includes(action);
+    for (const part of actionForm.querySelectorAll("[data-for]")) {
+      part.hidden = !part.dataset.for.split(" ").includes(action);
     }
     if (action === "skip") {
       const select = actionForm.elements.namedItem("occurrence");
