@@ -37,7 +37,7 @@ def _max_lead_time(conn: psycopg.Connection) -> timedelta:
     """The largest lead time of a live template: bounds the claim to an index range."""
     return one(conn.execute(
         "SELECT coalesce(max(recurrence_lead_time), interval '0') FROM tickets"
-        " WHERE is_recurring AND NOT archived AND recurrence_error IS NULL"
+        " WHERE is_recurring AND NOT archived AND recurrence_error IS NULL AND paused_at IS NULL"
     ))[0]
 
 
@@ -45,13 +45,14 @@ def _plan_rule_batch(templates: list[tuple], due_at) -> dict:
     """The arrays for recurring/plan_from_arrays.sql; a template that cannot be scheduled gets its error."""
     arrays: dict[str, list] = {k: [] for k in ("template_ids", "next_occurrences", "errors",
                               "plan_template_ids", "plan_occurrences", "plan_create")}
-    for template_id, rule, tz, anchor, pointer, end, policy, horizon in templates:
+    for template_id, rule, tz, anchor, pointer, end, policy, horizon, taken in templates:
         next_occurrence, error = None, None
         try:
             planned = window(RuleSchedule.parse(rule, anchor, tz), pointer, horizon, end)
             next_occurrence = planned.next_occurrence
-            missed = [o for o in planned.due if o <= due_at]  # later ones are early (lead time), not missed
-            for occurrence in planned.due:
+            due = [o for o in planned.due if o not in set(taken)]
+            missed = [o for o in due if o <= due_at]  # later ones are early (lead time), not missed
+            for occurrence in due:
                 arrays["plan_template_ids"].append(template_id)
                 arrays["plan_occurrences"].append(occurrence)
                 arrays["plan_create"].append(policy == "create_all" or occurrence > due_at or occurrence == missed[-1])
@@ -79,6 +80,10 @@ def create_due_occurrences(run: AuditedRun, default_timezone: str, batch_size: i
     """Process every due template, one committed batch at a time; totals go to the run's audit."""
     zone(default_timezone)  # a bad configuration fails the run before anything is written
     conn = run.conn
+    with run.unit() as outcome:  # series rescheduled through reschedule_at restart there first
+        rescheduled = [r[0] for r in conn.execute(queries.load("recurring/apply_reschedules"),
+                                                  {"template_ids": None})]
+        outcome.details = {"rescheduled": len(rescheduled)}
     params = {"due_at": run.window.due_at, "default_timezone": default_timezone, "run_id": run.window.run_id,
               "batch_size": batch_size, "max_lead_time": _max_lead_time(conn),
               "max_occurrences": MAX_OCCURRENCES_PER_WINDOW, "too_many_occurrences": TOO_MANY_OCCURRENCES,
@@ -100,3 +105,8 @@ def create_due_occurrences(run: AuditedRun, default_timezone: str, batch_size: i
                 _record_batch(outcome, *one(conn.execute(rule_batch, {**params, **arrays})))
         if len(templates) < batch_size:
             break
+
+    with run.unit() as outcome:  # occurrences moved to another instant, now due
+        moves = conn.execute(queries.load("recurring/create_moved"), params).fetchall()
+        outcome.changed = sum(created for _, created in moves)
+        outcome.details = {"created": outcome.changed, "moved_created": outcome.changed}

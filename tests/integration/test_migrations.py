@@ -132,7 +132,16 @@ def test_templates_in_zones_postgresql_read_without_summer_time_keep_their_local
         summer = conn.execute("INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
                               " recurrence_timezone, recurrence_start) VALUES ('summer', 'IT', 'Ops', true, 'daily',"
                               " 'CET', '2026-06-01 09:00+02') RETURNING id").fetchone()[0]
-        run(conn, datetime(2026, 7, 1, 9, 5, tzinfo=UTC))  # before 0010: the interval one at 09:00Z
+        # What the job of that time left on 1 July: each one's ticket and its pointer a day on. It read CET and
+        # WET as fixed offsets in SQL (intervals: 10:00 CET = 09:00Z), and with summer time in Python (the RRULE).
+        left = {ids[0]: datetime(2026, 7, 1, 9, tzinfo=UTC), ids[1]: datetime(2026, 7, 1, 8, tzinfo=UTC),
+                ids[2]: datetime(2026, 7, 1, 9, tzinfo=UTC), ids[3]: datetime(2026, 7, 1, 9, tzinfo=UTC),
+                summer: datetime(2026, 7, 1, 7, tzinfo=UTC)}
+        for parent, occurrence in left.items():
+            conn.execute("INSERT INTO tickets (subject, department, category, recurring_parent_id, occurrence_at)"
+                         " VALUES ('copy', 'IT', 'Ops', %s, %s)", (parent, occurrence))
+            conn.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s",
+                         (occurrence + timedelta(days=1), parent))
         migrate(url)
         for day in (2, 3):
             run(conn, datetime(2026, 7, day, 9, 5, tzinfo=UTC))

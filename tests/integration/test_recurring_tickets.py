@@ -137,12 +137,34 @@ def test_two_runs_over_the_same_interval_in_parallel_create_each_occurrence_once
                       " WHERE recurring_parent_id IS NOT NULL").fetchone() == (4000, 4000)
 
 
-def test_a_template_switched_on_later_starts_at_its_anchor(db):
-    parent = template(db, is_recurring=False, next_occurrence=None, recurrence_start=T0)
-    db.execute("UPDATE tickets SET is_recurring = true WHERE id = %s", (parent,))
-    assert pointer(db, parent) == T0
-    run(db, T0)
+def test_a_template_created_paused_starts_at_its_anchor_when_resumed(db):
+    """Pausing replaced switching is_recurring off: a paused template gets nothing until it is resumed."""
+    parent = template(db, paused_at=T0 - timedelta(days=1), next_occurrence=None, recurrence_start=T0)
+    assert run(db, T0 + timedelta(minutes=5)).changed == 0
+    db.execute("UPDATE tickets SET paused_at = NULL WHERE id = %s", (parent,))
+    run(db, T0 + timedelta(minutes=10), run_id="r2")
     assert occurrences(db, parent) == [T0]
+
+
+def test_a_template_cannot_be_switched_off_into_a_ticket_nor_be_given_a_task(db):
+    """The probe of 2026-12-02: is_recurring = false made a live ticket of a template, and assignment gave it a
+    task. is_recurring is now fixed at insert, and the database refuses a task for a template row."""
+    parent = template(db)
+    with pytest.raises(psycopg.errors.CheckViolation, match="is_recurring cannot change"):
+        db.execute("UPDATE tickets SET is_recurring = false WHERE id = %s", (parent,))
+    ticket = db.execute("INSERT INTO tickets (subject, department, category) VALUES ('t', 'IT', 'Ops')"
+                        " RETURNING id").fetchone()[0]
+    with pytest.raises(psycopg.errors.CheckViolation, match="is_recurring cannot change"):
+        db.execute("UPDATE tickets SET is_recurring = true, recurrence_interval = 'daily',"
+                   " recurrence_start = %s WHERE id = %s", (T0, ticket))
+    workflow = db.execute("INSERT INTO workflows (name, department, category, is_published, status)"
+                          " VALUES ('w', 'IT', 'Ops', true, 'deployed') RETURNING id").fetchone()[0]
+    with pytest.raises(psycopg.errors.CheckViolation, match="is a recurring template"):
+        db.execute("INSERT INTO tasks (ticket_id, workflow_id) VALUES (%s, %s)", (parent, workflow))
+    task = db.execute("INSERT INTO tasks (ticket_id, workflow_id) VALUES (%s, %s) RETURNING task_id",
+                      (ticket, workflow)).fetchone()[0]
+    with pytest.raises(psycopg.errors.CheckViolation, match="is a recurring template"):
+        db.execute("UPDATE tasks SET ticket_id = %s WHERE task_id = %s", (parent, task))
 
 
 def test_moving_next_occurrence_off_the_schedule_by_hand_moves_the_series_there(db, caplog):
@@ -204,13 +226,14 @@ def test_a_template_created_with_its_own_first_ticket_time_starts_there(db):
     assert occurrences(db, parent) == [T0 + timedelta(days=1, hours=5)]
 
 
-def test_a_pointer_set_while_switched_off_moves_the_series_when_switched_on(db):
+def test_a_reschedule_written_while_paused_moves_the_series_when_resumed(db):
     parent = template(db)
     run(db, T0)
-    db.execute("UPDATE tickets SET is_recurring = false WHERE id = %s", (parent,))
-    db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (T0 + timedelta(days=1, hours=5), parent))
-    db.execute("UPDATE tickets SET is_recurring = true WHERE id = %s", (parent,))
-    run(db, T0 + timedelta(days=1, hours=6), run_id="r2")
+    db.execute("UPDATE tickets SET paused_at = %s WHERE id = %s", (T0, parent))
+    db.execute("UPDATE tickets SET reschedule_at = %s WHERE id = %s", (T0 + timedelta(days=1, hours=5), parent))
+    assert run(db, T0 + timedelta(days=1, hours=6), run_id="r2").changed == 0
+    db.execute("UPDATE tickets SET paused_at = NULL WHERE id = %s", (parent,))
+    run(db, T0 + timedelta(days=1, hours=6), run_id="r3")
     assert occurrences(db, parent) == [T0, T0 + timedelta(days=1, hours=5)]
 
 
@@ -251,9 +274,9 @@ def test_a_pointer_typed_centuries_back_parks_its_template_and_the_others_go_on(
     assert occurrences(db, daily) == [T0, T0 + timedelta(days=1)] and occurrences(db, quarterly) == [T0]
 
 
-def test_a_pointer_given_to_a_template_created_switched_off_counts_when_it_is_switched_on(db):
-    parent = template(db, is_recurring=False, recurrence_start=T0, next_occurrence=T0 + timedelta(days=1, hours=5))
-    db.execute("UPDATE tickets SET is_recurring = true WHERE id = %s", (parent,))
+def test_a_template_created_paused_with_its_own_first_ticket_time_starts_there_when_resumed(db):
+    parent = template(db, paused_at=T0, recurrence_start=T0, next_occurrence=T0 + timedelta(days=1, hours=5))
+    db.execute("UPDATE tickets SET paused_at = NULL WHERE id = %s", (parent,))
     run(db, T0 + timedelta(days=1, hours=6))
     assert occurrences(db, parent) == [T0 + timedelta(days=1, hours=5)]
 
@@ -265,17 +288,6 @@ def test_an_ended_rule_given_a_new_start_runs_again(db):
     db.execute("UPDATE tickets SET recurrence_start = %s WHERE id = %s", (T0 + timedelta(days=28), parent))
     run(db, T0 + timedelta(days=28, minutes=5), run_id="r2")
     assert occurrences(db, parent)[-1] == T0 + timedelta(days=28)
-
-
-def test_a_template_switched_back_on_at_a_new_time_starts_there(db):
-    parent = template(db)
-    run(db, T0)
-    db.execute("UPDATE tickets SET is_recurring = false WHERE id = %s", (parent,))
-    tuesday_afternoon = T0 + timedelta(days=1, hours=5)
-    db.execute("UPDATE tickets SET is_recurring = true, next_occurrence = %s WHERE id = %s",
-               (tuesday_afternoon, parent))
-    run(db, tuesday_afternoon + timedelta(minutes=5), run_id="scheduled__r2")
-    assert occurrences(db, parent) == [T0, tuesday_afternoon]
 
 
 def test_a_pointer_on_the_schedule_moves_only_the_pointer(db):

@@ -25,7 +25,7 @@ from ticketflow import clock, events, settings, tasks
 from ticketflow.settings import TICKETING_DB_CONN_ID
 from ticketflow.tdx import log as tdx_log
 from ticketflow.tts import TtsClient, TtsError
-from ticketflow.web import dashboard, recurring_page, schemas, task_changes
+from ticketflow.web import dashboard, recurring_page, recurring_routes, schemas, task_changes
 from ticketflow.web.database import Database, DatabaseUnavailable, airflow_conninfo
 from ticketflow.web.guard import guard
 from ticketflow.web.intake_routes import tickets_router
@@ -83,7 +83,8 @@ def create_app(database: Database | None = None,
     edit_tasks, edit_tdx = Depends(auth.may_edit(TASK_DAG)), Depends(auth.may_edit(TDX_DAG))
 
     app = FastAPI(title="Ticketflow", version="1", openapi_url=None,
-                  description="Tasks, events and the TDX action log of Ticketflow, on the Airflow API server.",
+                  description=("Tasks, events, recurring tickets and the TDX action log of Ticketflow,"
+                               " on the Airflow API server."),
                   dependencies=[Depends(auth.authenticated_user)], responses=_errors(400, 503),
                   generate_unique_id_function=lambda route: f"ticketflow_{route.name}")
     guard(app, TicketflowError.__name__)  # no cross-site writes, JSON bodies only, security headers
@@ -204,5 +205,6 @@ def create_app(database: Database | None = None,
     for router in (task_routes, task_changes.routes(database.connection, TASK_DAG), event_routes, tdx_routes):
         app.include_router(router)
     app.include_router(tickets_router(database, _errors(409, 422)))
-    app.include_router(recurring_page.routes())
+    app.include_router(recurring_routes.routes(database.connection, _errors(404, 409, 422)))
+    app.include_router(recurring_page.routes(recurring_routes.RECURRING_DAG))
     return app

@@ -21,7 +21,6 @@ from fastapi.responses import HTMLResponse, Response
 
 from ticketflow import settings
 
-RECURRING_DAG = "recurring_tickets"
 SCRIPT_PATH = Path(__file__).parent / "static" / "recurring.js"
 
 
@@ -48,7 +47,7 @@ def _default_timezone() -> str:
         return "UTC"
 
 
-def routes(dag_id: str = RECURRING_DAG) -> APIRouter:
+def routes(dag_id: str) -> APIRouter:
     """The page and its script: reading them needs read access to `dag_id`, as the API's reads do."""
     from ticketflow.web import auth  # Airflow's API auth: on the API server only, as in `create_app`
 

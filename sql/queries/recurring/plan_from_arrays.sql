@@ -8,6 +8,8 @@ WITH claimed AS (
 plan AS (
     SELECT * FROM unnest(%(plan_template_ids)s::bigint[], %(plan_occurrences)s::timestamptz[],
                          %(plan_create)s::boolean[]) AS p (template_id, occurrence_at, create_it)
+    WHERE NOT EXISTS (SELECT 1 FROM recurring_occurrence_skips s
+                      WHERE s.template_id = p.template_id AND s.occurrence_at = p.occurrence_at)
 ),
 advance AS (  -- an RRULE's anchor is its DTSTART, moved only by editing recurrence_start
     SELECT a.*, NULL::timestamptz AS new_anchor

@@ -31,7 +31,7 @@ WITH locked AS (
                     WHERE o.occurrence_at = t.next_occurrence) THEN 'on_schedule'
                 ELSE 'moved' END AS pointer_kind
     FROM tickets t
-    WHERE t.is_recurring AND NOT t.archived AND t.recurrence_error IS NULL
+    WHERE t.is_recurring AND NOT t.archived AND t.recurrence_error IS NULL AND t.paused_at IS NULL
       AND t.recurrence_rule IS NULL
       AND t.next_occurrence <= %(due_at)s::timestamptz + %(max_lead_time)s::interval
       AND t.next_occurrence <= %(due_at)s::timestamptz + t.recurrence_lead_time
@@ -63,9 +63,11 @@ due AS (
            max(occurrence_at) FILTER (WHERE occurrence_at <= %(due_at)s::timestamptz)
                OVER (PARTITION BY id) AS latest_missed,
            count(*) OVER (PARTITION BY id) AS due_count
-    FROM occurrences
+    FROM occurrences o
     WHERE occurrence_at BETWEEN pointer AND horizon
       AND (recurrence_end IS NULL OR occurrence_at <= recurrence_end)
+      AND NOT EXISTS (SELECT 1 FROM recurring_occurrence_skips s  -- skipped or moved: not on the schedule
+                      WHERE s.template_id = o.id AND s.occurrence_at = o.occurrence_at)
 ),
 plan AS (
     SELECT id AS template_id, occurrence_at,

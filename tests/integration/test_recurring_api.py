@@ -1,0 +1,327 @@
+"""The recurring-template API in process, on real PostgreSQL: every action, its 422s, 404s and 409s, and 403s.
+
+The app is the plugin's own (`create_app`) on the test database. Only Airflow's
+auth manager is stood in for: the `X-Test-User` header names the caller, and
+"viewer" may read the recurring_tickets DAG but not edit it. The real auth
+manager's answers are covered by tests/e2e/test_recurring_api_e2e.py.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi import Request
+from fastapi.testclient import TestClient
+
+from ticketflow import clock
+from ticketflow.audit import AuditedRun, RunWindow
+from ticketflow.recurring import create_due_occurrences
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # a Monday; the API's clock is set to it
+MONDAY_9_TORONTO = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+
+
+class StandInUser:
+    def __init__(self, name: str):
+        self.name = name
+
+    def get_name(self) -> str:
+        return self.name
+
+    def get_id(self) -> str:
+        return self.name
+
+
+class StandInAuthManager:
+    """Everyone reads; only "viewer" may not edit."""
+
+    def is_authorized_dag(self, method, details, user):
+        return method == "GET" or user.get_name() != "viewer"
+
+
+def caller(request: Request) -> StandInUser:
+    return StandInUser(request.headers.get("x-test-user", "ana"))
+
+
+@pytest.fixture
+def api(app_db_url, db, monkeypatch):
+    from airflow.api_fastapi.core_api.security import get_user
+
+    from ticketflow.web import auth
+    from ticketflow.web.app import create_app
+    from ticketflow.web.database import Database
+
+    monkeypatch.setattr(auth, "get_auth_manager", lambda: StandInAuthManager())
+    monkeypatch.setattr(clock, "utc_now", lambda: NOW)
+    monkeypatch.setenv("TICKETFLOW_TIMEZONE", "America/Toronto")
+    database = Database(lambda: app_db_url)
+    app = create_app(database, users_for_role=lambda role: [])
+    app.dependency_overrides[get_user] = caller
+    with TestClient(app, base_url="http://testserver") as client:
+        yield client
+
+
+def body(**fields):
+    return {"subject": "Weekday standup notes", "department": "IT", "category": "Ops",
+            "schedule": {"rrule": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"}, "timezone": "America/Toronto",
+            "start": "2026-03-02T09:00:00-05:00", **fields}
+
+
+def run(db, due, run_id="r"):
+    with AuditedRun(db, RunWindow("recurring_tickets", run_id, due)) as audited:
+        create_due_occurrences(audited, "America/Toronto")
+    return audited.outcome
+
+
+def created(db, template_id):
+    return [r[0] for r in db.execute("SELECT occurrence_at FROM tickets WHERE recurring_parent_id = %s"
+                                     " ORDER BY occurrence_at", (template_id,))]
+
+
+def snapshot(db):
+    return db.execute("SELECT (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY id), '[]') FROM tickets t),"
+                      " (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY template_id, occurrence_at), '[]')"
+                      "  FROM recurring_occurrence_skips s)").fetchone()
+
+
+def test_create_then_get_shows_the_template_and_its_next_ten_weekdays(api, db):
+    answer = api.post("/recurring/templates", json=body())
+    assert answer.status_code == 201, answer.text
+    template = answer.json()
+    assert template["state"] == "active" and template["next_occurrence"] == "2026-03-02T14:00:00Z"
+    assert template["schedule"] == {"interval": None, "every": None, "rrule": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"}
+    detail = api.get(f"/recurring/templates/{template['id']}").json()
+    locals_ = [o["local"] for o in detail["next_occurrences"]]
+    assert len(locals_) == 10 and locals_[0] == "2026-03-02T09:00:00-05:00"
+    assert "2026-03-09T09:00:00-04:00" in locals_  # 09:00 local across the spring change
+    assert detail["next_occurrences"][5]["utc"] == "2026-03-09T13:00:00Z"
+    assert not any(datetime.fromisoformat(o).weekday() >= 5 for o in locals_)
+
+
+def test_the_timezone_defaults_to_the_configured_one_and_an_interval_schedule_works(api):
+    answer = api.post("/recurring/templates", json=body(timezone=None, schedule={"interval": "monthly",
+                                                                                 "every": 1},
+                                                         start="2028-01-31T09:00:00-05:00"))
+    assert answer.status_code == 201, answer.text
+    template = answer.json()
+    assert template["timezone"] == "America/Toronto"
+    preview = api.get(f"/recurring/templates/{template['id']}/preview", params={"count": 4}).json()
+    assert [o["local"][:10] for o in preview["occurrences"]] == ["2028-01-31", "2028-02-29", "2028-03-31",
+                                                                  "2028-04-30"]
+
+
+@pytest.mark.parametrize("fields, loc", [
+    ({"subject": " "}, ["body", "subject"]),
+    ({"subject": "x" * 488}, ["body", "subject"]),
+    ({"department": None}, ["body", "department"]),
+    ({"schedule": {"rrule": "FREQ=WEEKLY;BYDAY=FUNDAY"}}, ["body", "schedule", "rrule"]),
+    ({"schedule": {"rrule": "FREQ=HOURLY"}}, ["body", "schedule", "rrule"]),
+    ({"schedule": {"interval": "daily", "rrule": "FREQ=DAILY"}}, ["body", "schedule"]),
+    ({"schedule": {"interval": "hourly"}}, ["body", "schedule", "interval"]),
+    ({"schedule": {"interval": "daily", "every": 0}}, ["body", "schedule", "every"]),
+    ({"schedule": {"interval": "daily", "every": 10**30}}, ["body", "schedule", "every"]),
+    ({"timezone": "CET"}, ["body", "timezone"]),
+    ({"timezone": "Mars/Base"}, ["body", "timezone"]),
+    ({"start": "20000-01-01T00:00:00Z"}, ["body", "start"]),
+    ({"start": "2026-03-02T09:00:00"}, ["body", "start"]),
+    ({"end": "2026-03-01T09:00:00Z"}, ["body", "end"]),
+    ({"lead_time_seconds": -1}, ["body", "lead_time_seconds"]),
+    ({"missed_policy": "some"}, ["body", "missed_policy"]),
+    ({"priority": "asap"}, ["body", "priority"]),
+    ({"colour": "red"}, ["body", "colour"]),
+])
+def test_a_bad_template_is_a_422_naming_the_field_and_nothing_is_written(api, db, fields, loc):
+    before = snapshot(db)
+    answer = api.post("/recurring/templates", json=body(**fields))
+    assert answer.status_code == 422, answer.text
+    assert any(error["loc"][:len(loc)] == loc for error in answer.json()["detail"]), answer.json()
+    assert snapshot(db) == before
+
+
+def test_edit_changes_the_fields_given_and_refuses_bad_ones_naming_them(api, db):
+    template = api.post("/recurring/templates", json=body()).json()
+    edited = api.patch(f"/recurring/templates/{template['id']}", json={"subject": "Standup", "priority": "high",
+                                                                        "lead_time_seconds": 3600})
+    assert edited.status_code == 200, edited.text
+    assert (edited.json()["subject"], edited.json()["priority"], edited.json()["lead_time_seconds"]) == (
+        "Standup", "high", 3600)
+    before = snapshot(db)
+    for change, loc in (({"schedule": {"rrule": "FREQ=NEVER"}}, ["body", "schedule", "rrule"]),
+                        ({"subject": None}, ["body", "subject"]),
+                        ({"end": "2020-01-01T00:00:00Z"}, ["body", "end"])):
+        refused = api.patch(f"/recurring/templates/{template['id']}", json=change)
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][:len(loc)] == loc
+    assert snapshot(db) == before
+    assert api.patch("/recurring/templates/999", json={"subject": "x"}).status_code == 404
+
+
+def test_pause_keeps_the_job_away_and_resume_skips_what_fell_due_meanwhile(api, db):
+    template = api.post("/recurring/templates", json=body()).json()
+    paused = api.post(f"/recurring/templates/{template['id']}/pause", json={"reason": "office closed"})
+    assert paused.status_code == 200 and paused.json()["state"] == "paused"
+    assert (paused.json()["paused_by"], paused.json()["pause_reason"]) == ("ana", "office closed")
+    assert api.post(f"/recurring/templates/{template['id']}/pause", json={}).status_code == 409
+    assert run(db, MONDAY_9_TORONTO + timedelta(days=2)).changed == 0
+    assert created(db, template["id"]) == []
+    listed = api.get("/recurring/templates", params={"state": "paused"}).json()
+    assert [t["id"] for t in listed["templates"]] == [template["id"]] and listed["total"] == 1
+    assert api.get("/recurring/templates", params={"state": "active"}).json()["total"] == 0
+
+    resumed = api.post(f"/recurring/templates/{template['id']}/resume", json={"missed": "skip"})
+    assert resumed.status_code == 200 and resumed.json()["state"] == "active"
+    assert api.post(f"/recurring/templates/{template['id']}/resume").status_code == 409
+    # NOW is Monday 08:00Z (03:00 in Toronto): nothing had fallen due yet, so nothing was skipped
+    run(db, MONDAY_9_TORONTO + timedelta(minutes=5), run_id="r2")
+    assert created(db, template["id"]) == [MONDAY_9_TORONTO]
+
+
+def test_resume_with_skip_records_every_occurrence_that_fell_due_while_paused(api, db, monkeypatch):
+    template = api.post("/recurring/templates", json=body()).json()
+    api.post(f"/recurring/templates/{template['id']}/pause", json={"reason": "holidays"})
+    monkeypatch.setattr(clock, "utc_now", lambda: MONDAY_9_TORONTO + timedelta(days=2, hours=1))
+    api.post(f"/recurring/templates/{template['id']}/resume", headers={"x-test-user": "bo"})
+    run(db, MONDAY_9_TORONTO + timedelta(days=3, minutes=5))
+    assert created(db, template["id"]) == [MONDAY_9_TORONTO + timedelta(days=3)]
+    history = api.get(f"/recurring/templates/{template['id']}/history").json()
+    assert [(e["kind"], e["occurrence"][:10], e["by"]) for e in history["entries"]] == [
+        ("created", "2026-03-05", None), ("skipped", "2026-03-04", "bo"), ("skipped", "2026-03-03", "bo"),
+        ("skipped", "2026-03-02", "bo")]
+    assert history["total"] == 4 and history["entries"][0]["ticket_id"] is not None
+
+
+def test_resume_with_the_policy_leaves_what_fell_due_to_the_missed_policy(api, db, monkeypatch):
+    template = api.post("/recurring/templates", json=body(missed_policy="create_all")).json()
+    api.post(f"/recurring/templates/{template['id']}/pause")
+    monkeypatch.setattr(clock, "utc_now", lambda: MONDAY_9_TORONTO + timedelta(days=2, hours=1))
+    api.post(f"/recurring/templates/{template['id']}/resume", json={"missed": "policy"})
+    run(db, MONDAY_9_TORONTO + timedelta(days=2, hours=1))
+    assert created(db, template["id"]) == [MONDAY_9_TORONTO + timedelta(days=d) for d in range(3)]
+
+
+def test_skip_records_who_and_why_and_the_job_leaves_that_occurrence_out(api, db):
+    template = api.post("/recurring/templates", json=body()).json()
+    tuesday = "2026-03-03T09:00:00-05:00"
+    answer = api.post(f"/recurring/templates/{template['id']}/skip", json={"occurrence": tuesday,
+                                                                           "reason": "team offsite"})
+    assert answer.status_code == 200, answer.text
+    again = api.post(f"/recurring/templates/{template['id']}/skip", json={"occurrence": tuesday, "reason": "x"})
+    assert again.status_code == 409
+    off_schedule = api.post(f"/recurring/templates/{template['id']}/skip",
+                            json={"occurrence": "2026-03-03T10:00:00-05:00", "reason": "x"})
+    assert off_schedule.status_code == 422 and off_schedule.json()["detail"][0]["loc"] == ["body", "occurrence"]
+    saturday = api.post(f"/recurring/templates/{template['id']}/skip",
+                        json={"occurrence": "2026-03-07T09:00:00-05:00", "reason": "x"})
+    assert saturday.status_code == 422
+    assert api.post(f"/recurring/templates/{template['id']}/skip",
+                    json={"occurrence": tuesday, "reason": " "}).status_code == 422
+    preview = api.get(f"/recurring/templates/{template['id']}/preview", params={"count": 2}).json()
+    assert [o["local"][:10] for o in preview["occurrences"]] == ["2026-03-02", "2026-03-04"]
+    run(db, MONDAY_9_TORONTO + timedelta(days=2, minutes=5))  # latest_only: Tuesday is not "missed", it is gone
+    assert created(db, template["id"]) == [MONDAY_9_TORONTO + timedelta(days=2)]
+    skip = db.execute("SELECT kind, skipped_by, reason FROM recurring_occurrence_skips WHERE template_id = %s"
+                      " AND occurrence_at = %s", (template["id"], MONDAY_9_TORONTO + timedelta(days=1))).fetchone()
+    assert skip == ("skipped", "ana", "team offsite")
+    created_already = api.post(f"/recurring/templates/{template['id']}/skip",
+                               json={"occurrence": "2026-03-04T09:00:00-05:00", "reason": "late"})
+    assert created_already.status_code == 409
+
+
+def test_move_creates_the_occurrence_at_its_new_instant_once(api, db):
+    template = api.post("/recurring/templates", json=body()).json()
+    moved_to = MONDAY_9_TORONTO + timedelta(days=1, hours=6)  # Tuesday 15:00 instead of Tuesday 09:00
+    answer = api.post(f"/recurring/templates/{template['id']}/move", json={
+        "occurrence": "2026-03-03T14:00:00Z", "to": moved_to.isoformat(), "reason": "patch window"})
+    assert answer.status_code == 200, answer.text
+    for to, loc in ((NOW - timedelta(hours=1), "to"), (MONDAY_9_TORONTO + timedelta(days=2), "to")):
+        refused = api.post(f"/recurring/templates/{template['id']}/move", json={
+            "occurrence": "2026-03-05T14:00:00Z", "to": to.isoformat(), "reason": "x"})
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", loc]
+    preview = api.get(f"/recurring/templates/{template['id']}/preview", params={"count": 3}).json()
+    assert [o["utc"] for o in preview["occurrences"]] == ["2026-03-02T14:00:00Z", "2026-03-03T20:00:00Z",
+                                                          "2026-03-04T14:00:00Z"]
+    run(db, MONDAY_9_TORONTO + timedelta(days=1, hours=1), run_id="r1")
+    assert created(db, template["id"]) == [MONDAY_9_TORONTO]
+    run(db, moved_to + timedelta(minutes=5), run_id="r2")
+    run(db, moved_to + timedelta(minutes=10), run_id="r3")
+    subjects = [r[0] for r in db.execute("SELECT subject FROM tickets WHERE recurring_parent_id = %s"
+                                         " ORDER BY id", (template["id"],))]
+    assert subjects == ["Weekday standup notes (2026-03-02)", "Weekday standup notes (2026-03-03)"]
+    history = api.get(f"/recurring/templates/{template['id']}/history").json()["entries"]
+    assert [(e["kind"], e["occurrence"]) for e in history[:2]] == [
+        ("created", "2026-03-03T20:00:00Z"), ("moved", "2026-03-03T14:00:00Z")]
+    assert history[1]["ticket_id"] == history[0]["ticket_id"] is not None
+
+
+def test_reschedule_restarts_the_series_at_the_instant(api, db):
+    template = api.post("/recurring/templates", json=body(schedule={"interval": "daily", "every": 1})).json()
+    run(db, MONDAY_9_TORONTO + timedelta(minutes=5))
+    answer = api.post(f"/recurring/templates/{template['id']}/reschedule",
+                      json={"from": "2026-03-04T15:30:00-05:00", "reason": "new shift"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["next_occurrence"] == "2026-03-04T20:30:00Z"
+    assert answer.json()["start"] == "2026-03-04T20:30:00Z"
+    run(db, datetime(2026, 3, 5, 21, tzinfo=UTC), run_id="r2")
+    assert created(db, template["id"]) == [MONDAY_9_TORONTO, datetime(2026, 3, 5, 20, 30, tzinfo=UTC)]
+    refused = api.post(f"/recurring/templates/{template['id']}/reschedule", json={"from": "not a time"})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "from"]
+
+
+def test_preview_of_an_unsaved_schedule_writes_nothing_and_shows_both_zones(api, db):
+    before = snapshot(db)
+    answer = api.post("/recurring/preview", json={
+        "schedule": {"interval": "weekly", "every": 2}, "timezone": "Europe/London",
+        "start": "2026-03-23T09:00:00Z", "count": 3}, headers={"x-test-user": "viewer"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["occurrences"] == [
+        {"local": "2026-03-23T09:00:00+00:00", "utc": "2026-03-23T09:00:00Z"},
+        {"local": "2026-04-06T09:00:00+01:00", "utc": "2026-04-06T08:00:00Z"},
+        {"local": "2026-04-20T09:00:00+01:00", "utc": "2026-04-20T08:00:00Z"}]
+    assert snapshot(db) == before
+    for change, loc in (({"count": 101}, ["body", "count"]), ({"timezone": "CEST"}, ["body", "timezone"]),
+                        ({"schedule": {"rrule": "FREQ=DAILY;COUNT=0"}}, ["body", "schedule", "rrule"])):
+        refused = api.post("/recurring/preview", json={"schedule": {"interval": "daily"},
+                                                       "start": "2026-03-23T09:00:00Z", **change})
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][:len(loc)] == loc, refused.text
+
+
+def test_a_viewer_reads_but_every_change_is_a_403_that_changes_nothing(api, db):
+    template = api.post("/recurring/templates", json=body()).json()
+    viewer = {"x-test-user": "viewer"}
+    assert api.get("/recurring/templates", headers=viewer).status_code == 200
+    assert api.get(f"/recurring/templates/{template['id']}", headers=viewer).status_code == 200
+    assert api.get(f"/recurring/templates/{template['id']}/history", headers=viewer).status_code == 200
+    before = snapshot(db)
+    changes = [("post", "/recurring/templates", body()),
+               ("patch", f"/recurring/templates/{template['id']}", {"subject": "x"}),
+               ("post", f"/recurring/templates/{template['id']}/pause", {}),
+               ("post", f"/recurring/templates/{template['id']}/resume", {}),
+               ("post", f"/recurring/templates/{template['id']}/skip",
+                {"occurrence": "2026-03-03T14:00:00Z", "reason": "x"}),
+               ("post", f"/recurring/templates/{template['id']}/move",
+                {"occurrence": "2026-03-03T14:00:00Z", "to": "2026-03-03T20:00:00Z", "reason": "x"}),
+               ("post", f"/recurring/templates/{template['id']}/reschedule", {"from": "2026-03-04T14:00:00Z"})]
+    for method, path, payload in changes:
+        assert api.request(method, path, json=payload, headers=viewer).status_code == 403, path
+    assert snapshot(db) == before
+
+
+def test_unknown_templates_are_404_and_paging_is_bounded(api):
+    for path in ("/recurring/templates/404", "/recurring/templates/404/preview",
+                 "/recurring/templates/404/history"):
+        assert api.get(path).status_code == 404
+    assert api.post("/recurring/templates/404/pause").status_code == 404
+    assert api.get("/recurring/templates", params={"limit": 201}).status_code == 422
+    assert api.get("/recurring/templates", params={"state": "sleeping"}).status_code == 422
+    assert api.get("/recurring/templates/1/preview", params={"count": 101}).status_code == 422
+
+
+def test_a_parked_template_shows_its_reason_and_an_edit_fixes_it(api, db):
+    template = api.post("/recurring/templates", json=body(schedule={"rrule": "FREQ=DAILY"})).json()
+    db.execute("UPDATE tickets SET recurrence_rule = 'FREQ=DAILY;COUNT=2;UNTIL=20270101' WHERE id = %s",
+               (template["id"],))  # written by another application: the job parks it
+    run(db, MONDAY_9_TORONTO + timedelta(minutes=5))
+    parked = api.get("/recurring/templates", params={"state": "parked"}).json()["templates"]
+    assert [t["id"] for t in parked] == [template["id"]] and "COUNT and UNTIL" in parked[0]["parked_reason"]
+    fixed = api.patch(f"/recurring/templates/{template['id']}", json={"schedule": {"rrule": "FREQ=DAILY"}})
+    assert fixed.json()["state"] == "active" and fixed.json()["parked_reason"] is None
