@@ -163,17 +163,17 @@ def test_text_from_tickets_tdx_and_the_audit_is_escaped_on_the_dashboard(db):
     assert 'title="run &#34;&gt;&lt;svg onload=alert(3)&gt;"' in page
 
 
-def _template(db, subject, reason, parked_ago, now, is_recurring=True, archived=False):
+def _template(db, subject, reason, parked_ago, now, is_recurring=True, archived=False, paused=False):
     return db.execute("INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
-                      " next_occurrence, recurrence_error, updated_at, archived)"
-                      " VALUES (%s, 'IT', 'Backups', %s, 'daily', %s, %s, %s, %s) RETURNING id",
-                      (subject, is_recurring, now + timedelta(days=1), reason, now - parked_ago, archived)
-                      ).fetchone()[0]
+                      " next_occurrence, recurrence_error, updated_at, archived, paused_at)"
+                      " VALUES (%s, 'IT', 'Backups', %s, 'daily', %s, %s, %s, %s, %s) RETURNING id",
+                      (subject, is_recurring, now + timedelta(days=1), reason, now - parked_ago, archived,
+                       now if paused else None)).fetchone()[0]
 
 
 def test_the_dashboard_counts_parked_templates_by_reason_and_points_to_where_they_are_fixed(db):
     """A parked template makes no ticket until someone edits its schedule, so the tile says how many there are,
-    why, which ones and since when; archived templates, healthy ones and plain tickets are not counted."""
+    why, which ones and since when; archived, paused and healthy templates and plain tickets are not counted."""
     now = clock.utc_now()
     fortnightly = "RRULE: unknown frequency FORTNIGHTLY"
     by_rrule = [_template(db, f"rrule {hours}", fortnightly, timedelta(hours=hours), now) for hours in (1, 3, 2)]
@@ -181,6 +181,7 @@ def test_the_dashboard_counts_parked_templates_by_reason_and_points_to_where_the
     _template(db, "archived", fortnightly, timedelta(days=9), now, archived=True)
     _template(db, "healthy", None, timedelta(days=9), now)
     _template(db, "not a template", fortnightly, timedelta(days=9), now, is_recurring=False)
+    _template(db, "paused while parked", fortnightly, timedelta(days=9), now, paused=True)  # paused, not parked
 
     parked = health_report(db, now).parked
     assert parked.total == 4 and parked.other_reasons == 0

@@ -2,12 +2,13 @@
 -- One row per reason (the most common first): how many templates it parked,
 -- the ids of the longest parked few, and how long the oldest has waited as
 -- of %(now)s. Every row carries the totals, so the tile needs this one read.
--- Parked means what alerts/parked_templates.sql says: a live template the job
--- set recurrence_error on; editing its schedule clears it.
+-- Parked is the state recurring_template_states gives (the job could not
+-- schedule the template; recurrence_error says why; a paused one is paused).
 WITH parked AS (
     SELECT t.id, t.recurrence_error AS reason, t.updated_at
-    FROM tickets t
-    WHERE t.is_recurring AND t.recurrence_error IS NOT NULL AND NOT t.archived
+    FROM recurring_template_states s
+    JOIN tickets t ON t.id = s.template_id
+    WHERE s.state = 'parked'
 ), reasons AS (
     SELECT reason, count(*) AS templates,
            (array_agg(id ORDER BY updated_at, id))[1:%(ids_per_reason)s] AS template_ids,
