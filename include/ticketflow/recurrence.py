@@ -1,8 +1,11 @@
 """RFC 5545 recurrence rules, evaluated in a template's own time zone.
 
 Interval schedules (daily / weekly / monthly, every N) are computed in SQL
-(`ticketflow_interval_occurrences`, migration 0002); RRULEs are computed here
-with python-dateutil. Both follow the same reading of wall times:
+(`ticketflow_interval_occurrences`, sql/functions/recurring_tickets.sql);
+RRULEs are computed here with python-dateutil. What to do with the
+occurrences (missed ones, the cap, the pointer) is decided in SQL for both
+(sql/queries/recurring/plan_batch.sql). Both follow the same reading of wall
+times (tests/integration/test_recurrence_sql.py holds them to it):
 
 * every occurrence is computed from the series' anchor in local wall time,
   never by adding to the previous result;
@@ -31,9 +34,6 @@ NEVER_HORIZON = timedelta(days=366 * 10)
 MAX_OCCURRENCES_PER_WINDOW = 10_000
 TOO_MANY_OCCURRENCES = (f"more than {MAX_OCCURRENCES_PER_WINDOW} occurrences due at once;"
                         " set recurrence_start to the series' real first occurrence")
-#: The same, or worse (before 1900), when the series restarts at a next_occurrence set by hand.
-TOO_MANY_FROM_POINTER = (f"next_occurrence was set by hand too far back (before 1900, or more than"
-                         f" {MAX_OCCURRENCES_PER_WINDOW} occurrences due at once); set it to a recent date")
 _POSITIVE = re.compile(r"0*[1-9][0-9]*")  # RFC 5545's 1*DIGIT, at least 1; no sign
 _UNTIL = re.compile(r"(\d{8})(?:T(\d{6})(Z?))?", re.IGNORECASE)
 
@@ -152,24 +152,3 @@ class RuleSchedule:
                 continue  # before the window, or a wall time that a gap folded onto the previous one
             previous = instant
             yield instant
-
-
-@dataclass(frozen=True)
-class Window:
-    """What one run does with one template: occurrences due, and where the pointer moves."""
-
-    due: list[datetime]
-    next_occurrence: datetime | None
-
-
-def window(schedule: RuleSchedule, pointer: datetime, horizon: datetime, end: datetime | None) -> Window:
-    """Occurrences in [pointer, horizon] (and not after `end`), and the first one after `horizon`."""
-    due: list[datetime] = []
-    for instant in schedule.occurrences_from(pointer):
-        if instant > horizon:
-            return Window(due, instant)
-        if end is None or instant <= end:
-            due.append(instant)
-        if len(due) > MAX_OCCURRENCES_PER_WINDOW:
-            raise RecurrenceError(TOO_MANY_OCCURRENCES)
-    return Window(due, None)

@@ -28,6 +28,7 @@ import psycopg
 
 from ticketflow import queries
 from ticketflow.recurrence import MAX_OCCURRENCES_PER_WINDOW, RecurrenceError, RuleSchedule
+from ticketflow.recurring import as_the_job
 
 STATES = ("active", "paused", "parked", "ended")
 INTERVALS = ("daily", "weekly", "monthly")
@@ -372,7 +373,9 @@ def reschedule_template(conn: psycopg.Connection, template_id: int, start: datet
 
 
 def apply_reschedules(conn: psycopg.Connection, template_ids: list[int] | None = None) -> list[int]:
-    """The job's consumption of `reschedule_at` (of the templates given, or of all): each series restarts there."""
+    """The job's consumption of `reschedule_at` (of the templates given, or of all): each series restarts there.
+    Run in the caller's transaction, as the job: it moves the pointer."""
+    as_the_job(conn)
     return [r[0] for r in conn.execute(queries.load("recurring/apply_reschedules"), {"template_ids": template_ids})]
 
 

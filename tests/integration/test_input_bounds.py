@@ -48,11 +48,8 @@ def test_a_recurring_templates_subject_leaves_room_for_the_date_its_tickets_add(
         create_due_occurrences(run, "UTC")
     assert db.execute("SELECT char_length(subject) FROM tickets WHERE recurring_parent_id = %s",
                       (longest,)).fetchone()[0] == limits.column_length("tickets", "subject")
-    plain = db.execute("INSERT INTO tickets (subject, department, category) VALUES (%s, 'IT', 'Ops') RETURNING id",
-                       ("s" * 500,)).fetchone()[0]
     with pytest.raises(psycopg.errors.CheckViolation, match="tickets_template_subject_length"):
-        db.execute("UPDATE tickets SET is_recurring = true, recurrence_interval = 'daily',"
-                   " next_occurrence = '2026-03-02T09:00Z' WHERE id = %s", (plain,))
+        db.execute("UPDATE tickets SET subject = %s WHERE id = %s", ("s" * (limits.TEMPLATE_SUBJECT + 1), longest))
 
 
 def test_intake_refuses_what_the_columns_would_before_any_write(db):

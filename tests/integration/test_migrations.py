@@ -161,34 +161,47 @@ def test_templates_in_zones_postgresql_read_without_summer_time_keep_their_local
         "2026-07-01T07:00:00+00:00", "2026-07-02T07:00:00+00:00", "2026-07-03T07:00:00+00:00"]
 
 
-def test_templates_from_before_0010_keep_their_pointers_as_the_jobs(database_factory, tmp_path):
-    """Editing the start of a template created before the upgrade (or switched off then) moves its series,
-    never back to the old pointer."""
+def test_pointers_set_by_hand_before_0018_are_read_once_as_the_job_read_them(database_factory, tmp_path):
+    """0018 ends the job's guessing. A pointer set by hand that the job had not read yet must still mean what it
+    meant: off the schedule, the series restarts there; written back over a handled occurrence, nothing; on the
+    schedule, a skip ahead. So every series stays where it was."""
     from ticketflow.audit import AuditedRun, RunWindow
     from ticketflow.recurring import create_due_occurrences
 
     monday = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    day = timedelta(days=1)
 
     def run(conn, due):
         with AuditedRun(conn, RunWindow("recurring_tickets", f"r{due:%d%H}", due)) as audited:
             create_due_occurrences(audited, "UTC")
-        return audited.outcome
 
-    url = _migrated_before(database_factory, tmp_path, "0010")
+    url = _migrated_before(database_factory, tmp_path, "0018")
     with closing(psycopg.connect(url, autocommit=True)) as conn:
-        live, off = [conn.execute("INSERT INTO tickets (subject, department, category, is_recurring,"
-                                  " recurrence_interval, next_occurrence) VALUES (%s, 'IT', 'Ops', true, 'daily', %s)"
-                                  " RETURNING id", (name, monday)).fetchone()[0] for name in ("live", "off")]
-        for template in (live, off):  # what the job before 0010 left: Monday's ticket, the pointer on Tuesday
+        hand_set = {"job's": monday + day, "off the schedule": monday + day + timedelta(hours=5),
+                    "written back": monday, "skip ahead": monday + 3 * day}
+        ids = {}
+        for name, pointer in hand_set.items():
+            ids[name] = conn.execute("INSERT INTO tickets (subject, department, category, is_recurring,"
+                                     " recurrence_interval, recurrence_timezone, recurrence_start) VALUES"
+                                     " (%s, 'IT', 'Ops', true, 'daily', 'UTC', %s) RETURNING id",
+                                     (name, monday)).fetchone()[0]
+            # what the job left (Monday's ticket, its pointer on Tuesday), then the hand edit
             conn.execute("INSERT INTO tickets (subject, department, category, recurring_parent_id, occurrence_at)"
-                         " VALUES ('copy', 'IT', 'Ops', %s, %s)", (template, monday))
-        conn.execute("UPDATE tickets SET next_occurrence = %s WHERE is_recurring", (monday + timedelta(days=1),))
-        conn.execute("UPDATE tickets SET is_recurring = false WHERE id = %s", (off,))
+                         " VALUES ('copy', 'IT', 'Ops', %s, %s)", (ids[name], monday))
+            conn.execute("UPDATE tickets SET next_occurrence = %s, job_next_occurrence = %s WHERE id = %s",
+                         (monday + day, monday + day, ids[name]))
+            conn.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (pointer, ids[name]))
         migrate(url)
-        later = monday + timedelta(hours=5)
-        conn.execute("UPDATE tickets SET recurrence_start = %s WHERE id = %s", (later, live))
-        conn.execute("UPDATE tickets SET is_recurring = true, recurrence_start = %s WHERE id = %s", (later, off))
-        outcome = run(conn, monday + timedelta(days=1, hours=6))
-        starts = [row[0] for row in conn.execute("SELECT recurrence_start FROM tickets WHERE id IN (%s, %s)"
-                                                 " ORDER BY id", (live, off))]
-    assert outcome.details["moved_series"] == [] and starts == [later, later]
+        for due in (monday + day + timedelta(hours=6), monday + 3 * day + timedelta(hours=6)):
+            run(conn, due)
+        created = {name: [o for (o,) in conn.execute("SELECT occurrence_at FROM tickets WHERE recurring_parent_id"
+                                                     " = %s ORDER BY occurrence_at", (template,))]
+                   for name, template in ids.items()}
+        starts = dict(conn.execute("SELECT subject, recurrence_start FROM tickets WHERE is_recurring").fetchall())
+    tuesday_14 = monday + day + timedelta(hours=5)
+    assert created == {"job's": [monday, monday + day, monday + 3 * day],
+                       "off the schedule": [monday, tuesday_14, tuesday_14 + 2 * day],
+                       "written back": [monday, monday + day, monday + 3 * day],
+                       "skip ahead": [monday, monday + 3 * day]}
+    assert starts == {"job's": monday, "off the schedule": tuesday_14, "written back": monday,
+                      "skip ahead": monday}

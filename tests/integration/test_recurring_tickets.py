@@ -40,6 +40,13 @@ def pointer(db, template_id):
     return db.execute("SELECT next_occurrence FROM tickets WHERE id = %s", (template_id,)).fetchone()[0]
 
 
+def as_the_job(db, statement, params):
+    """A write only the job may make (its pointer), to set up what a lost or stale write of its own leaves."""
+    with db.transaction():
+        db.execute("SELECT set_config('ticketflow.recurring_engine', 'on', true)")
+        db.execute(statement, params)
+
+
 def test_a_due_template_gets_one_ticket_copied_from_it_and_its_pointer_moves(db):
     parent = template(db)
     outcome = run(db, T0 + timedelta(minutes=5))
@@ -66,7 +73,7 @@ def test_nothing_is_created_before_it_is_due_and_lead_time_creates_early(db):
 def test_rerunning_the_same_interval_is_a_no_op(db):
     parent = template(db)
     run(db, T0)
-    db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (T0, parent))  # as if the advance was lost
+    as_the_job(db, "UPDATE tickets SET next_occurrence = %s WHERE id = %s", (T0, parent))  # the advance was lost
     again = run(db, T0, run_id="scheduled__r")
     assert again.changed == 0
     assert occurrences(db) == [T0]
@@ -167,20 +174,21 @@ def test_a_template_cannot_be_switched_off_into_a_ticket_nor_be_given_a_task(db)
         db.execute("UPDATE tasks SET ticket_id = %s WHERE task_id = %s", (parent, task))
 
 
-def test_moving_next_occurrence_off_the_schedule_by_hand_moves_the_series_there(db, caplog):
-    """The seed's way to reschedule: the next ticket is for the new instant, later ones follow from it."""
-    caplog.set_level("INFO", logger="ticketflow")
+def test_the_pointer_is_the_jobs_and_reschedule_at_moves_the_series(db):
+    """The seed's users rescheduled by editing next_occurrence, and the job guessed what they meant. That edit
+    is refused now; reschedule_at says it: the next ticket is for the new instant, later ones follow from it."""
     parent = template(db)
     run(db, T0)
     tuesday_afternoon = T0 + timedelta(days=1, hours=5)
-    db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (tuesday_afternoon, parent))
+    with pytest.raises(psycopg.errors.CheckViolation, match="next_occurrence is the recurring job's pointer"):
+        db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (tuesday_afternoon, parent))
+    db.execute("UPDATE tickets SET reschedule_at = %s WHERE id = %s", (tuesday_afternoon, parent))
     outcome = run(db, tuesday_afternoon + timedelta(minutes=5), run_id="scheduled__r2")
     assert occurrences(db, parent) == [T0, tuesday_afternoon]
     assert pointer(db, parent) == tuesday_afternoon + timedelta(days=1)
-    assert db.execute("SELECT recurrence_start FROM tickets WHERE id = %s",
-                      (parent,)).fetchone()[0] == tuesday_afternoon
-    assert [m["template_id"] for m in outcome.details["moved_series"]] == [parent]
-    assert f"template {parent}: next_occurrence was set off its schedule" in caplog.text
+    assert db.execute("SELECT recurrence_start, reschedule_at FROM tickets WHERE id = %s",
+                      (parent,)).fetchone() == (tuesday_afternoon, None)
+    assert outcome.details["rescheduled"] == 1
 
 
 MONDAY_9 = T0 + timedelta(days=7)  # the job's last ticket; its pointer is Tuesday 09:00Z
@@ -197,30 +205,36 @@ MONDAY_9 = T0 + timedelta(days=7)  # the job's last ticket; its pointer is Tuesd
     ("recurrence_interval = 'weekly'", [MONDAY_9, MONDAY_9 + timedelta(days=7)]),
 ])
 def test_editing_another_schedule_column_keeps_what_the_owner_set(db, edit, expected):
-    """Only next_occurrence set by hand off the schedule restarts a series; other edits leave the anchor alone,
-    even when they leave the job's pointer off the new schedule."""
+    """Only a reschedule restarts a series; edits of the schedule apply from the job's pointer on and leave the
+    anchor alone, even when they leave the pointer off the new schedule."""
     parent = template(db)
     run(db, MONDAY_9)
     anchor = db.execute(f"UPDATE tickets SET {edit} WHERE id = %s RETURNING recurrence_start", (parent,)).fetchone()[0]
-    moved = [run(db, T0 + timedelta(days=day, hours=10), run_id=f"r{day}").details["moved_series"]
-             for day in range(8, 15)]
-    assert occurrences(db, parent)[:len(expected)] == expected and moved == [[]] * 7
+    for day in range(8, 15):
+        run(db, T0 + timedelta(days=day, hours=10), run_id=f"r{day}")
+    assert occurrences(db, parent)[:len(expected)] == expected
     assert db.execute("SELECT recurrence_start FROM tickets WHERE id = %s", (parent,)).fetchone()[0] == anchor
 
 
-def test_a_stale_save_writing_back_an_old_pointer_keeps_the_owners_new_start(db):
-    """A form read before the run saves the start its owner changed, and the pointer it had read."""
+def test_a_stale_save_writing_back_an_old_pointer_is_refused_and_changes_nothing(db):
+    """A form read before the run saves the start its owner changed, and the pointer it had read: refused, so
+    the old pointer cannot replay an occurrence; saving the start alone applies it from the job's pointer on."""
     parent = template(db)
     run(db, T0)
-    db.execute("UPDATE tickets SET recurrence_start = %s, next_occurrence = %s WHERE id = %s",
-               (T0 + timedelta(hours=5), T0, parent))
-    outcome = run(db, T0 + timedelta(days=1, hours=6), run_id="r2")
-    assert occurrences(db, parent) == [T0, T0 + timedelta(days=1, hours=5)] and outcome.details["moved_series"] == []
-    assert db.execute("SELECT recurrence_start FROM tickets WHERE id = %s", (parent,)).fetchone()[0] == (
-        T0 + timedelta(hours=5))
+    with pytest.raises(psycopg.errors.CheckViolation, match="tickets_pointer_is_the_jobs|job's pointer"):
+        db.execute("UPDATE tickets SET recurrence_start = %s, next_occurrence = %s WHERE id = %s",
+                   (T0 + timedelta(hours=5), T0, parent))
+    assert (db.execute("SELECT recurrence_start FROM tickets WHERE id = %s", (parent,)).fetchone()[0],
+            pointer(db, parent)) == (T0, T0 + timedelta(days=1))
+    db.execute("UPDATE tickets SET recurrence_start = %s WHERE id = %s", (T0 + timedelta(hours=5), parent))
+    outcome = run(db, T0 + timedelta(hours=5, minutes=5), run_id="r2")
+    run(db, T0 + timedelta(days=1, hours=5, minutes=5), run_id="r3")
+    assert occurrences(db, parent) == [T0, T0 + timedelta(days=1, hours=5)]
+    assert (outcome.changed, outcome.skipped) == (0, 0)
 
 
 def test_a_template_created_with_its_own_first_ticket_time_starts_there(db):
+    """At insert, a next_occurrence given is the series' first occurrence: its anchor."""
     parent = template(db, recurrence_start=T0, next_occurrence=T0 + timedelta(days=1, hours=5))
     run(db, T0 + timedelta(days=1, hours=6))
     assert occurrences(db, parent) == [T0 + timedelta(days=1, hours=5)]
@@ -237,41 +251,26 @@ def test_a_reschedule_written_while_paused_moves_the_series_when_resumed(db):
     assert occurrences(db, parent) == [T0, T0 + timedelta(days=1, hours=5)]
 
 
-def test_a_flood_from_a_pointer_set_by_hand_says_to_fix_the_pointer(db):
+def test_a_reschedule_decades_back_parks_its_template_says_why_and_a_new_one_fixes_it(db):
     parent = template(db)
+    daily = template(db, subject="daily")
     run(db, T0)
-    db.execute("UPDATE tickets SET next_occurrence = '1996-03-02 14:00+00' WHERE id = %s", (parent,))
+    db.execute("UPDATE tickets SET reschedule_at = '1996-03-02 14:00+00' WHERE id = %s", (parent,))
     parked = run(db, T0 + timedelta(days=1), run_id="r2").details["invalid_templates"]
-    assert parked == [{"template_id": parent, "reason": "next_occurrence was set by hand too far back (before 1900,"
-                       " or more than 10000 occurrences due at once); set it to a recent date"}]
-    db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (T0 + timedelta(days=1, hours=5), parent))
+    assert parked == [{"template_id": parent, "reason": "more than 10000 occurrences due at once; set"
+                       " recurrence_start to the series' real first occurrence"}]
+    assert occurrences(db, daily) == [T0, T0 + timedelta(days=1)]
+    db.execute("UPDATE tickets SET reschedule_at = %s WHERE id = %s", (T0 + timedelta(days=1, hours=5), parent))
     run(db, T0 + timedelta(days=1, hours=6), run_id="r3")
     assert occurrences(db, parent) == [T0, T0 + timedelta(days=1, hours=5)]
 
 
-def test_a_stale_save_with_a_new_start_creates_nothing_twice(db):
-    """The form was read before today's ticket; saved after it, with a new time: the change applies from the
-    job's pointer on, so today keeps its one ticket."""
-    parent = template(db, missed_policy="create_all")
-    run(db, T0 + timedelta(minutes=5))
-    db.execute("UPDATE tickets SET recurrence_start = %s, next_occurrence = %s WHERE id = %s",
-               (T0 + timedelta(hours=5), T0, parent))
-    outcome = run(db, T0 + timedelta(hours=5, minutes=5), run_id="r2")
-    run(db, T0 + timedelta(days=1, hours=5, minutes=5), run_id="r3")
-    assert occurrences(db, parent) == [T0, T0 + timedelta(days=1, hours=5)]
-    assert (outcome.changed, outcome.skipped) == (0, 0)
-
-
 @pytest.mark.parametrize("years_back", [1000, 2000])
-def test_a_pointer_typed_centuries_back_parks_its_template_and_the_others_go_on(db, years_back):
-    quarterly = template(db, recurrence_interval="monthly", recurrence_every=3)
-    daily = template(db, subject="daily")
-    run(db, T0)
-    db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s",
-               (T0.replace(year=T0.year - years_back, hour=14), quarterly))
-    outcome = run(db, T0 + timedelta(days=1), run_id="r2")
-    assert [p["template_id"] for p in outcome.details["invalid_templates"]] == [quarterly]
-    assert occurrences(db, daily) == [T0, T0 + timedelta(days=1)] and occurrences(db, quarterly) == [T0]
+def test_a_reschedule_centuries_back_is_refused_by_the_database(db, years_back):
+    parent = template(db)
+    with pytest.raises(psycopg.errors.CheckViolation, match="tickets_reschedule_at_sane"):
+        db.execute("UPDATE tickets SET reschedule_at = %s WHERE id = %s", (T0.replace(year=T0.year - years_back),
+                                                                          parent))
 
 
 def test_a_template_created_paused_with_its_own_first_ticket_time_starts_there_when_resumed(db):
@@ -290,28 +289,29 @@ def test_an_ended_rule_given_a_new_start_runs_again(db):
     assert occurrences(db, parent)[-1] == T0 + timedelta(days=28)
 
 
-def test_a_pointer_on_the_schedule_moves_only_the_pointer(db):
-    """Skipping ahead by hand, or a stale save writing back an old pointer, never shifts the series."""
+def test_skipped_occurrences_keep_the_series_anchor(db):
+    """Skipping ahead (two months skipped, as the API records them) never shifts the series: the 31st stays."""
     anchor = datetime(2028, 1, 31, 14, tzinfo=UTC)
     monthly = template(db, recurrence_interval="monthly", next_occurrence=anchor)
     run(db, datetime(2028, 2, 29, 14, tzinfo=UTC), run_id="r1")  # latest_only: Feb 29 only
-    db.execute("UPDATE tickets SET subject = 'edited', next_occurrence = %s WHERE id = %s",
-               (datetime(2028, 2, 29, 14, tzinfo=UTC), monthly))  # a save of the row read before the run
-    run(db, datetime(2028, 3, 31, 14, tzinfo=UTC), run_id="r2")
-    db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s",
-               (datetime(2028, 5, 31, 14, tzinfo=UTC), monthly))
+    for skipped in (datetime(2028, 3, 31, 14, tzinfo=UTC), datetime(2028, 4, 30, 14, tzinfo=UTC)):
+        db.execute("INSERT INTO recurring_occurrence_skips (template_id, occurrence_at, kind, skipped_by, reason)"
+                   " VALUES (%s, %s, 'skipped', 'ana', 'audit months')", (monthly, skipped))
     run(db, datetime(2028, 5, 31, 14, tzinfo=UTC), run_id="r3")
-    assert [o.date().isoformat() for o in occurrences(db, monthly)] == ["2028-02-29", "2028-03-31", "2028-05-31"]
+    assert [o.date().isoformat() for o in occurrences(db, monthly)] == ["2028-02-29", "2028-05-31"]
+    assert db.execute("SELECT count(*) FROM recurring_occurrence_skips WHERE template_id = %s AND skipped_by"
+                      " IS NULL", (monthly,)).fetchone()[0] == 1  # Jan 31 only: the skipped months are not missed
     assert db.execute("SELECT recurrence_start FROM tickets WHERE id = %s", (monthly,)).fetchone()[0] == anchor
 
 
-def test_an_rrule_pointer_set_by_hand_says_only_where_the_rule_resumes(db):
-    """An RRULE's anchor is its DTSTART: a pointer off the rule resumes the rule, at the rule's time of day."""
+def test_an_rrule_reschedule_moves_its_dtstart_and_so_its_time_of_day(db):
+    """An RRULE's anchor is its DTSTART: rescheduled to Monday 14:00, it goes on Mondays at 14:00."""
     mondays = template(db, recurrence_interval=None, recurrence_rule="FREQ=WEEKLY;BYDAY=MO")
     run(db, T0)
-    db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (T0 + timedelta(days=1, hours=5), mondays))
-    run(db, T0 + timedelta(days=7, minutes=5), run_id="r2")
-    assert occurrences(db, mondays) == [T0, T0 + timedelta(days=7)]
+    db.execute("UPDATE tickets SET reschedule_at = %s WHERE id = %s", (T0 + timedelta(days=7, hours=5), mondays))
+    run(db, T0 + timedelta(days=7, hours=5, minutes=5), run_id="r2")
+    assert occurrences(db, mondays) == [T0, T0 + timedelta(days=7, hours=5)]
+    assert pointer(db, mondays) == T0 + timedelta(days=14, hours=5)
 
 
 def test_the_jobs_own_pointer_moves_keep_the_anchor(db):
@@ -420,7 +420,7 @@ def test_a_start_decades_off_is_parked_instead_of_flooding_the_desk_with_tickets
 
     db.execute("UPDATE tickets SET recurrence_start = %s WHERE id = %s", (T0, typo))  # as the reason says
     again = run(db, T0 + timedelta(minutes=10), run_id="r2")
-    assert occurrences(db, typo) == [T0] and again.details["invalid_templates"] == again.details["moved_series"] == []
+    assert occurrences(db, typo) == [T0] and again.details["invalid_templates"] == []
 
 
 def test_a_bad_default_time_zone_fails_the_run_before_anything_is_written(db):
@@ -435,7 +435,7 @@ def test_a_bad_default_time_zone_fails_the_run_before_anything_is_written(db):
     ({"recurrence_every": 0}, "tickets_recurrence_every_check"),
     ({"recurrence_interval": "hourly"}, "tickets_recurrence_interval_check"),
     ({"recurrence_every": 1001}, "tickets_recurrence_every_check"),
-    ({"recurrence_start": "20000-01-01 00:00+00"}, "tickets_recurrence_start_sane"),
+    ({"recurrence_start": "20000-01-01 00:00+00", "next_occurrence": None}, "tickets_recurrence_start_sane"),
     ({"recurrence_interval": None}, "tickets_recurring_has_schedule"),
     ({"next_occurrence": None}, "tickets_recurring_has_anchor"),
     ({"missed_policy": "some"}, "tickets_missed_policy_check"),

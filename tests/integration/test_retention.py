@@ -68,12 +68,15 @@ def test_sent_mail_goes_but_queued_dead_and_upcoming_reminders_stay(db):
 
 
 def test_a_skip_goes_only_when_it_is_old_and_before_its_templates_pointer(db):
+    """A move stays while the job still needs it: its ticket not made yet, or its new instant ahead."""
     def template(next_occurrence):
         template_id = db.execute(
             "INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval, recurrence_start,"
             " next_occurrence) VALUES ('Daily check', 'IT', 'Ops', true, 'daily', %s, %s) RETURNING id",
             (DUE - 400 * DAY, DUE - 400 * DAY)).fetchone()[0]
-        db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (next_occurrence, template_id))
+        with db.transaction():  # where the job's pointer got to (only the job writes it)
+            db.execute("SELECT set_config('ticketflow.recurring_engine', 'on', true)")
+            db.execute("UPDATE tickets SET next_occurrence = %s WHERE id = %s", (next_occurrence, template_id))
         return template_id
 
     live, written_back, ended = template(DUE + DAY), template(DUE - 300 * DAY), template(None)
@@ -83,11 +86,20 @@ def test_a_skip_goes_only_when_it_is_old_and_before_its_templates_pointer(db):
                    " VALUES (%s, %s, 'r', 'missed', %s)", (template_id, occurrence, DUE - skipped_days_ago * DAY))
         return template_id, occurrence
 
+    def move(template_id, occurrence, moved_to, ticket_id):
+        db.execute("INSERT INTO recurring_occurrence_skips (template_id, occurrence_at, kind, moved_to, ticket_id,"
+                   " skipped_by, reason, skipped_at) VALUES (%s, %s, 'moved', %s, %s, 'ana', 'moved', %s)",
+                   (template_id, occurrence, moved_to, ticket_id, DUE - 200 * DAY))
+        return template_id, occurrence
+
     gone = {skip(live, DUE - 250 * DAY, 200), skip(ended, DUE - 250 * DAY, 200),
-            skip(written_back, DUE - 310 * DAY, 200)}
+            skip(written_back, DUE - 310 * DAY, 200),
+            move(live, DUE - 240 * DAY, DUE - 239 * DAY, 7)}  # its ticket made long ago
     kept = {skip(live, DUE - 100 * DAY, 100),  # too recent
             skip(live, DUE + DAY, 200), skip(live, DUE + 2 * DAY, 200),  # at and after the pointer
-            skip(written_back, DUE - 300 * DAY, 200), skip(written_back, DUE - 200 * DAY, 200)}
+            skip(written_back, DUE - 300 * DAY, 200), skip(written_back, DUE - 200 * DAY, 200),
+            move(live, DUE - 230 * DAY, DUE + 3 * DAY, None),  # its ticket is still to be made
+            move(live, DUE - 220 * DAY, DUE + 4 * DAY, 8)}  # moved past the pointer: the job still reads it
 
     deleted, (_, _, details) = _retain(db, batch_size=1)
 

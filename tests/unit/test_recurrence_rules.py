@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ticketflow.recurrence import RecurrenceError, RuleSchedule, local_to_instant, window
+from ticketflow.recurrence import RecurrenceError, RuleSchedule, local_to_instant
+from ticketflow.recurring import rule_candidates
 
 UTC = UTC
 ZONES = ["America/Toronto", "Europe/London", "Australia/Sydney", "UTC"]
@@ -116,15 +117,15 @@ def test_an_anchor_with_fractions_of_a_second_is_its_own_first_occurrence():
     assert list(schedule.occurrences_from(anchor)) == [anchor, anchor + timedelta(days=1)]
 
 
-def test_window_returns_due_occurrences_and_the_next_pointer():
+def test_rule_candidates_run_from_the_pointer_to_the_first_after_the_horizon():
+    """The job's SQL picks the due ones and the next pointer from these: the last one is after the horizon."""
     anchor = datetime(2026, 1, 1, 9, tzinfo=UTC)
-    schedule = RuleSchedule.parse("FREQ=DAILY", anchor, "UTC")
-    planned = window(schedule, datetime(2026, 1, 3, 9, tzinfo=UTC), datetime(2026, 1, 5, 9, tzinfo=UTC), None)
-    assert [o.day for o in planned.due] == [3, 4, 5]
-    assert planned.next_occurrence == datetime(2026, 1, 6, 9, tzinfo=UTC)
-    ended = window(schedule, datetime(2026, 1, 3, 9, tzinfo=UTC), datetime(2026, 1, 5, 9, tzinfo=UTC),
-                   datetime(2026, 1, 4, 9, tzinfo=UTC))
-    assert [o.day for o in ended.due] == [3, 4]
+    found = rule_candidates("FREQ=DAILY", anchor, "UTC", datetime(2026, 1, 3, 9, tzinfo=UTC),
+                            datetime(2026, 1, 5, 9, tzinfo=UTC))
+    assert [o.day for o in found] == [3, 4, 5, 6]
+    ended = rule_candidates("FREQ=DAILY;COUNT=4", anchor, "UTC", datetime(2026, 1, 3, 9, tzinfo=UTC),
+                            datetime(2026, 1, 5, 9, tzinfo=UTC))
+    assert [o.day for o in ended] == [3, 4]
 
 
 @pytest.mark.parametrize("rule, message", [
@@ -156,11 +157,11 @@ def test_bad_rules_are_refused_with_a_reason(rule, message):
         RuleSchedule.parse(rule, datetime(2026, 1, 1, tzinfo=UTC), "UTC")
 
 
-def test_a_window_with_an_absurd_number_of_occurrences_is_refused_not_computed():
+def test_an_absurd_number_of_rule_occurrences_is_cut_short_not_computed():
+    """Past the cap the candidates stop, one beyond it, so the job's SQL sees too many and parks the template."""
     anchor = datetime(1990, 1, 1, tzinfo=UTC)
-    schedule = RuleSchedule.parse("FREQ=DAILY", anchor, "UTC")
-    with pytest.raises(RecurrenceError, match="more than 10000 occurrences due at once"):
-        window(schedule, anchor, datetime(2026, 1, 1, tzinfo=UTC), None)
+    found = rule_candidates("FREQ=DAILY", anchor, "UTC", anchor, datetime(2026, 1, 1, tzinfo=UTC))
+    assert len(found) == 10_001 and found[-1] < datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_an_unknown_time_zone_is_refused():

@@ -3,11 +3,11 @@
 -- the instant becomes the series' start (its anchor) and next occurrence, and
 -- is cleared. Run at the start of every recurring_tickets run, for every
 -- template (%(template_ids)s NULL), and by the API for the one it reschedules.
--- Idempotent: a template without reschedule_at is not touched.
+-- Idempotent: a template without reschedule_at is not touched. Run as the job
+-- (ticketflow.recurring.as_the_job): it moves the pointer.
 UPDATE tickets t
 SET recurrence_start = t.reschedule_at,
     next_occurrence = t.reschedule_at,
-    job_next_occurrence = t.reschedule_at,
     reschedule_at = NULL,
     recurrence_error = NULL,
     updated_at = clock_timestamp()

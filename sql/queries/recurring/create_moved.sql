@@ -9,10 +9,9 @@
 WITH due_moves AS (
     SELECT s.template_id, s.occurrence_at, s.moved_to
     FROM recurring_occurrence_skips s
-    JOIN tickets t ON t.id = s.template_id
+    JOIN recurring_scheduled_templates t ON t.id = s.template_id
     WHERE s.kind = 'moved' AND s.ticket_id IS NULL
       AND s.moved_to <= %(due_at)s::timestamptz + t.recurrence_lead_time
-      AND t.is_recurring AND NOT t.archived AND t.recurrence_error IS NULL AND t.paused_at IS NULL
     ORDER BY s.moved_to, s.template_id
     FOR UPDATE OF s SKIP LOCKED
 ),
