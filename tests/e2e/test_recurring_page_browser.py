@@ -14,6 +14,7 @@ from devstack.stack import VIEWER_PASSWORD, VIEWER_USER
 from tests.e2e.browsing import ARTIFACTS, log_in
 
 pytestmark = pytest.mark.e2e
+expect = pytest.importorskip("playwright.sync_api").expect
 DAG_ID = "recurring_tickets"
 ZONE = ZoneInfo("America/Toronto")
 PREVIEWED = 10
@@ -212,3 +213,56 @@ def test_a_read_only_user_sees_no_button_and_every_change_is_refused(stack, stac
     assert {template_id: recurring.get(f"/templates/{template_id}") for template_id in before} == before
     assert stack_db.execute("SELECT count(*) FROM tickets WHERE subject = %s", (body["subject"],)).fetchone()[0] == 1
 
+
+
+def test_a_parked_template_is_on_the_dashboard_and_fixed_from_the_pages_form(api, stack, stack_db, browser,
+                                                                            recurring, our_templates):
+    """A template written straight into the database with a rule the job cannot follow gets parked by the run; the
+    dashboard's tile names it and links to the page, where Fix schedule opens the form at the schedule."""
+    subject = f"Fortnightly backup {uuid.uuid4().hex[:8]}"
+    template_id = stack_db.execute(
+        "INSERT INTO tickets (subject, department, category, is_recurring, recurrence_rule, recurrence_timezone,"
+        " recurrence_start) VALUES (%s, 'IT', 'Backups', true, 'FREQ=FORTNIGHTLY', 'Europe/Paris',"
+        " now() - interval '1 day') RETURNING id", (subject,)).fetchone()[0]
+    our_templates.append(template_id)
+    run = api.trigger(DAG_ID)
+    assert api.wait_for_run(DAG_ID, run["dag_run_id"])["state"] == "success"
+    parked = recurring.get(f"/templates/{template_id}")
+    assert parked["state"] == "parked" and "FORTNIGHTLY" in parked["parked_reason"]
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    log_in(page, stack)
+    page.get_by_role("link", name="Ticketflow", exact=True).click()
+    dashboard = page.frame_locator("iframe").first
+    tile = dashboard.locator('[data-tile="parked-templates"]')
+    assert int(tile.locator('[data-count="parked"]').inner_text()) >= 1
+    assert f"#{template_id}" in tile.locator("li", has_text="FORTNIGHTLY").inner_text()
+    tile.get_by_role("link", name="Fix them on the Recurring tickets page").click()
+
+    view = page.frame_locator("iframe").first
+    row = view.locator(f'#templates tr[data-template-id="{template_id}"]')
+    row.wait_for()
+    expect(view.get_by_label("State", exact=True)).to_have_value("parked")  # the link's filter
+    assert row.get_attribute("data-state") == "parked" and "parked" in row.get_attribute("class")
+    assert "FORTNIGHTLY" in row.locator("[data-parked-reason]").inner_text()
+
+    row.get_by_role("button", name="Fix schedule").click()
+    rrule = view.get_by_label("RRULE", exact=True)
+    expect(rrule).to_have_value("FREQ=FORTNIGHTLY")
+    expect(rrule).to_be_focused()  # the form opens at what to fix
+    view.locator("#preview-status", has_text="not valid").wait_for()  # the API's own verdict on the old rule
+    expect(view.locator('[data-error-for="rrule"]')).to_contain_text("FORTNIGHTLY")
+    rrule.fill("FREQ=WEEKLY;BYDAY=MO")
+    rows = view.locator("#preview tbody tr")
+    rows.nth(PREVIEWED - 1).wait_for()
+    mondays = [datetime.fromisoformat(rows.nth(i).get_attribute("data-local")) for i in range(PREVIEWED)]
+    assert all(at.weekday() == 0 and at.tzinfo is not None for at in mondays)
+    assert all(later - earlier == timedelta(days=7) for earlier, later in zip(mondays, mondays[1:], strict=False))
+    ARTIFACTS.mkdir(exist_ok=True)
+    _frame(page, "/ticketflow/recurring-tickets").locator("body").screenshot(path=str(ARTIFACTS / "recurring-fix.png"))
+
+    view.get_by_role("button", name="Save").click()
+    row.wait_for(state="detached")  # no longer parked: gone from the parked list
+    fixed = recurring.get(f"/templates/{template_id}")
+    assert (fixed["state"], fixed["parked_reason"], fixed["schedule"]["rrule"]) == (
+        "active", None, "FREQ=WEEKLY;BYDAY=MO")
