@@ -1,6 +1,6 @@
 """The Recurring tickets page in a real browser, on the real Airflow: create a template from its form with the live
-preview, pause it, and see `recurring_tickets` leave it alone; a read-only user sees no button and every change
-they try is refused.
+preview, pause it, see `recurring_tickets` leave it alone, resume it and skip an occurrence; fix a parked template
+found from the dashboard; a read-only user sees no button and every change they try is refused.
 """
 
 import uuid
@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from devstack.stack import VIEWER_PASSWORD, VIEWER_USER
+from devstack.stack import ADMIN_USER, VIEWER_PASSWORD, VIEWER_USER
 from tests.e2e.browsing import ARTIFACTS, log_in
 
 pytestmark = pytest.mark.e2e
@@ -157,6 +157,32 @@ def test_a_template_made_in_the_form_previews_its_dates_and_once_paused_the_job_
     view.locator(f'#templates tr[data-template-id="{template_id}"][data-state="paused"]').wait_for()
     ARTIFACTS.mkdir(exist_ok=True)
     _frame(page, "/ticketflow/recurring-tickets").locator("body").screenshot(path=str(ARTIFACTS / "recurring-page.png"))
+
+    # Resumed with the default choice, what fell due while it was paused is recorded as skipped, by whom.
+    row = view.locator(f'#templates tr[data-template-id="{template_id}"]')
+    row.get_by_role("button", name="Resume").click()
+    dialog = view.locator("#action-dialog")
+    expect(dialog.locator('input[name="missed"][value="skip"]')).to_be_checked()
+    dialog.get_by_role("button", name="Confirm").click()
+    view.locator(f'#templates tr[data-template-id="{template_id}"][data-state="active"]').wait_for()
+    resumed_by = datetime.now(UTC)
+    fell_due = [at for at in (datetime.combine(start + timedelta(days=n), time(hour), tzinfo=ZONE) for n in range(4))
+                if at <= resumed_by]
+    skipped = recurring.get(f"/templates/{template_id}/history")["entries"]
+    assert sorted(datetime.fromisoformat(e["occurrence"]) for e in skipped if e["kind"] == "skipped") == fell_due
+    assert {e["by"] for e in skipped} == {ADMIN_USER}
+
+    # Skip one: the next occurrence, with a reason.
+    upcoming = recurring.get(f"/templates/{template_id}")["next_occurrences"]
+    row.get_by_role("button", name="Skip…").click()
+    expect(dialog.get_by_label("Occurrence", exact=True)).to_have_value(upcoming[0]["utc"])
+    dialog.get_by_label("Reason", exact=True).fill("site closed that day")
+    dialog.get_by_role("button", name="Confirm").click()
+    expect(dialog).to_be_hidden()
+    newest = recurring.get(f"/templates/{template_id}/history")["entries"][0]
+    assert (newest["kind"], newest["by"], newest["reason"]) == ("skipped", ADMIN_USER, "site closed that day")
+    assert datetime.fromisoformat(newest["occurrence"]) == datetime.fromisoformat(upcoming[0]["utc"])
+    assert recurring.get(f"/templates/{template_id}")["next_occurrences"][0] == upcoming[1]
     assert [text for text in console if "Content Security Policy" in text] == []  # the page needs nothing it forbids
 
 
