@@ -13,8 +13,11 @@ the floor splits them by id), as this machine has 2 cores. The "claim floor"
 is ours without the schedule: the same batches, claim (SKIP LOCKED),
 exactly-once insert and pointer move, the pointer simply + 1 day: what exactly
 once costs before any date arithmetic. After each run the database is checked:
-one ticket per template, none twice, no template still due. Prints one JSON
-object on its last line.
+one ticket per template, none twice, no template still due. Prints ours
+divided by the claim floor (the target is at most 2.0) and one JSON object on
+its last line. The baseline and the floors write template pointers directly,
+which only the job may: their sessions say they are the job
+(`ticketflow.recurring_engine`).
 """
 
 from __future__ import annotations
@@ -38,11 +41,16 @@ ZONES = ["UTC", "America/Toronto", "Europe/London", "Australia/Sydney"]
 STEP = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 
 
+def as_the_job(conn: psycopg.Connection) -> psycopg.Connection:
+    """A session that may write template pointers, as the job's transactions may."""
+    conn.execute("SET ticketflow.recurring_engine = 'on'")
+    return conn
+
+
 def reset(conn: psycopg.Connection) -> None:
     """Every template due once, no occurrence created yet."""
     conn.execute("DELETE FROM tickets WHERE recurring_parent_id IS NOT NULL")
-    conn.execute("UPDATE tickets SET next_occurrence = recurrence_start, job_next_occurrence = recurrence_start"
-                 " WHERE is_recurring")
+    conn.execute("UPDATE tickets SET next_occurrence = recurrence_start WHERE is_recurring")
     conn.execute("VACUUM ANALYZE tickets")
 
 
@@ -63,7 +71,7 @@ def load(conn: psycopg.Connection) -> None:
 
 def in_sessions(url: str, sessions: int, work) -> float:
     """`work(conn, session)` on `sessions` connections at once; the wall time until all are done."""
-    connections = [psycopg.connect(url, autocommit=True) for _ in range(sessions)]
+    connections = [as_the_job(psycopg.connect(url, autocommit=True)) for _ in range(sessions)]
     errors: list[BaseException] = []
 
     def run(session: int) -> None:
@@ -145,7 +153,8 @@ CLAIM_FLOOR = """
 WITH claimed AS (
     SELECT id, next_occurrence, subject, description, department, category, sub_category, priority, requester_email
     FROM tickets
-    WHERE is_recurring AND NOT archived AND recurrence_error IS NULL AND next_occurrence <= %(due)s
+    WHERE is_recurring AND NOT archived AND recurrence_error IS NULL AND paused_at IS NULL
+      AND next_occurrence <= %(due)s
     ORDER BY next_occurrence, id
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
@@ -179,7 +188,7 @@ def claim_floor(url: str, sessions: int) -> float:
 
 
 def main() -> None:
-    with scratch_database(durable=True) as url, closing(psycopg.connect(url, autocommit=True)) as conn:
+    with scratch_database(durable=True) as url, closing(as_the_job(psycopg.connect(url, autocommit=True))) as conn:
         load(conn)
         floor, claiming, ours, created = {}, {}, {}, {}
         for sessions in (1, 2):
@@ -201,8 +210,11 @@ def main() -> None:
         baseline, _ = seed_baseline(conn)
         baseline_created = check(conn)
         print(f"seed loop:  {baseline_created:,} occurrences in {baseline:.2f} s", flush=True)
+    print(f"ours / claim floor, 1 session: {ours[1] / claiming[1]:.2f}x (target <= 2.0);"
+          f" 2 sessions: {ours[2] / claiming[2]:.2f}x", flush=True)
     figures = {
         "templates": TEMPLATES,
+        "ours_over_claim_floor": round(ours[1] / claiming[1], 2),
         "ticketflow_seconds": round(ours[1], 3),
         "ticketflow_created": created[1],
         "ticketflow_occurrences_per_second": round(created[1] / ours[1]),
@@ -217,7 +229,8 @@ def main() -> None:
                          "write_floor_seconds": round(floor[2], 3),
                          "best_possible_speedup": round(baseline / floor[2], 1),
                          "claim_floor_seconds": round(claiming[2], 3),
-                         "claim_floor_speedup": round(baseline / claiming[2], 1)},
+                         "claim_floor_speedup": round(baseline / claiming[2], 1),
+                         "ours_over_claim_floor": round(ours[2] / claiming[2], 2)},
     }
     print(json.dumps(figures))
 

@@ -8,7 +8,7 @@ Once a day (03:15 UTC; `TICKETFLOW_SCHEDULE_RETENTION`), as of the run's
 - `automation_runs` rows (90; the latest run of each automation stays);
 - sent `email_outbox` messages (30; queued and dead ones stay, and so does the
   reminder of an event still to come);
-- `recurring_occurrence_skips` (180; a skip at or after its template's pointer stays);
+- `recurring_occurrence_skips` (180; a skip at or after its template's pointer stays, and a move the job still needs);
 - archived events, with their attendees (365 after they ended);
 - the TDX action log of tickets no report has listed for that long (180; never
   a ticket still listed, nor one with a pending action);

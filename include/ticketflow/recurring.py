@@ -104,7 +104,9 @@ def create_due_occurrences(run: AuditedRun, default_timezone: str, batch_size: i
             totals: tuple = (0, 0, 0, [])
             if claimed:
                 batch = {**params, **_rule_arrays(claimed), "template_ids": [row[0] for row in claimed]}
-                totals = one(conn.execute(queries.load("recurring/plan_batch"), batch))
+                # prepare=False: a prepared statement's generic plan (psycopg prepares after five runs) cannot
+                # see how many templates the arrays hold, and runs batches ten times slower
+                totals = one(conn.execute(queries.load("recurring/plan_batch"), batch, prepare=False))
             _record_batch(outcome, *totals)
         if len(claimed) < batch_size:
             break

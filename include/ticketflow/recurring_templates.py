@@ -89,8 +89,9 @@ def schedule_occurrences(conn: psycopg.Connection, schedule: Schedule, after: da
         return found
     assert schedule.interval is not None
     every = schedule.every or 1
-    window_end = stop if count is None else min(
-        stop, max(after, schedule.start) + timedelta(days=_STEP_DAYS[schedule.interval] * every * (limit + 1) + 2))
+    span = timedelta(days=_STEP_DAYS[schedule.interval] * every * (limit + 1) + 2)
+    base = max(after, schedule.start)
+    window_end = stop if count is None or LATEST - base < span else min(stop, base + span)
     rows = conn.execute(
         "SELECT occurrence_at FROM ticketflow_interval_occurrences(%s, %s, %s, %s, %s, %s)"
         " WHERE occurrence_at >= %s AND occurrence_at <= %s ORDER BY 1 LIMIT %s",

@@ -23,6 +23,16 @@ ROUTES = {
     ("get", "/ticketflow/tdx/actions/recent"), ("get", "/ticketflow/tdx/actions/summary"),
     ("get", "/ticketflow/tdx/tickets/{ticket_id}/actions"), ("post", "/ticketflow/tdx/actions/clear_failed"),
     ("get", "/ticketflow/dashboard"), ("post", "/ticketflow/tickets"),
+    ("get", "/ticketflow/recurring/templates"), ("post", "/ticketflow/recurring/templates"),
+    ("get", "/ticketflow/recurring/templates/{template_id}"),
+    ("patch", "/ticketflow/recurring/templates/{template_id}"),
+    ("post", "/ticketflow/recurring/templates/{template_id}/pause"),
+    ("post", "/ticketflow/recurring/templates/{template_id}/resume"),
+    ("post", "/ticketflow/recurring/templates/{template_id}/skip"),
+    ("post", "/ticketflow/recurring/templates/{template_id}/move"),
+    ("post", "/ticketflow/recurring/templates/{template_id}/reschedule"),
+    ("get", "/ticketflow/recurring/templates/{template_id}/preview"),
+    ("get", "/ticketflow/recurring/templates/{template_id}/history"), ("post", "/ticketflow/recurring/preview"),
     ("get", "/ticketflow/recurring-tickets"),
 }
 
@@ -86,7 +96,8 @@ def test_every_route_is_in_the_api_servers_openapi_document_and_answers_nothing_
 
     anonymous, forged = Plugin(stack, None), Plugin(stack, "not-a-jwt")
     for method, path in sorted(ROUTES):
-        url = path.replace("{task_id}", "1").replace("{event_id}", "1").replace("{ticket_id}", "1")
+        url = (path.replace("{task_id}", "1").replace("{event_id}", "1").replace("{ticket_id}", "1")
+               .replace("{template_id}", "1"))
         for client, status in ((anonymous, 401), (forged, 403)):
             answer = client.session.request(method, stack.api_url + url, json={}, timeout=30)
             assert answer.status_code == status, (method, url, answer.text)
@@ -241,6 +252,43 @@ def test_a_task_is_held_edited_resumed_and_cancelled_and_an_impossible_move_is_a
         assert answer.status_code == 409, answer.text
         assert answer.json() == {"detail": f"task {task_id} cannot go from cancelled to {target}: cancelled is final"}
     assert _snapshot(task_world["conn"]) == before
+
+
+@pytest.fixture
+def recurring_world(stack):
+    """No recurring template of earlier tests, and none of ours left for the scheduled runs afterwards."""
+    with psycopg.connect(stack.app_db_url, autocommit=True) as conn:
+        conn.execute("UPDATE tickets SET archived = true WHERE is_recurring")
+        yield conn
+        conn.execute("UPDATE tickets SET archived = true WHERE is_recurring")
+
+
+def test_recurring_templates_with_real_tokens_a_viewer_reads_and_is_refused_every_change(admin, viewer,
+                                                                                        recurring_world):
+    created = admin.post("/recurring/templates", {
+        "subject": "Patch review", "department": "IT", "category": "Ops", "schedule": {"rrule": "FREQ=WEEKLY;BYDAY=MO"},
+        "timezone": "America/Toronto", "start": "2030-01-07T08:00:00-05:00"})
+    assert created.status_code == 201, created.text
+    template = created.json()["id"]
+    assert admin.post(f"/recurring/templates/{template}/pause", {"reason": "audit"}).json()["state"] == "paused"
+    assert viewer.get(f"/recurring/templates/{template}").json()["next_occurrences"][0]["local"] == (
+        "2030-01-07T08:00:00-05:00")
+    assert viewer.get("/recurring/templates", state="paused").json()["total"] == 1
+    assert viewer.post("/recurring/preview", {"schedule": {"interval": "daily"}, "start": "2030-01-07T08:00:00Z",
+                                              "count": 2}).status_code == 200
+    before = _snapshot(recurring_world)
+    for path, body in ((f"/recurring/templates/{template}/resume", {}), ("/recurring/templates", {}),
+                       (f"/recurring/templates/{template}/skip", {"occurrence": "2030-01-14T13:00:00Z",
+                                                                  "reason": "x"}),
+                       (f"/recurring/templates/{template}/move", {"occurrence": "2030-01-14T13:00:00Z",
+                                                                  "to": "2030-01-15T13:00:00Z", "reason": "x"}),
+                       (f"/recurring/templates/{template}/reschedule", {"from": "2030-01-14T13:00:00Z"}),
+                       (f"/recurring/templates/{template}/pause", {})):
+        assert viewer.post(path, body).status_code == 403, path
+    assert viewer.patch(f"/recurring/templates/{template}", {"subject": "x"}).status_code == 403
+    assert _snapshot(recurring_world) == before
+    resumed = admin.post(f"/recurring/templates/{template}/resume", {"missed": "skip"})
+    assert resumed.status_code == 200 and resumed.json()["state"] == "active"
 
 
 def test_events_listing_retrieval_and_my_events(admin, stack):
