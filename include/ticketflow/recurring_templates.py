@@ -190,9 +190,10 @@ def template_occurrences(conn: psycopg.Connection, template_id: int, default_tim
     taken: dict[datetime, datetime | None] = dict(conn.execute(
         "SELECT occurrence_at, moved_to FROM recurring_occurrence_skips WHERE template_id = %s"
         " AND occurrence_at >= %s", (template_id, start)).fetchall())
+    # every move still to be made, even one moved to before the pointer: the job makes it when it is due
     moved = [to for (to,) in conn.execute(
         "SELECT moved_to FROM recurring_occurrence_skips WHERE template_id = %s AND kind = 'moved'"
-        " AND ticket_id IS NULL AND moved_to >= %s", (template_id, start)).fetchall()]
+        " AND ticket_id IS NULL AND moved_to >= %s", (template_id, after or EARLIEST)).fetchall()]
     found: list[datetime] = []
     cursor = start
     while len(found) < count:
@@ -217,9 +218,13 @@ _COLUMNS = {"subject": "subject", "description": "description", "department": "d
             "end": "recurrence_end", "missed_policy": "missed_policy"}
 
 
+#: What null means for the fields whose column always has a value: the default.
+_DEFAULTS = {"priority": "medium", "missed_policy": "latest_only"}
+
+
 def _columns(fields: dict[str, Any]) -> dict[str, Any]:
-    """The tickets columns for the API's fields."""
-    columns = {_COLUMNS[k]: v for k, v in fields.items() if k in _COLUMNS}
+    """The tickets columns for the API's fields; null sets a field with a default to it."""
+    columns = {_COLUMNS[k]: _DEFAULTS.get(k) if v is None else v for k, v in fields.items() if k in _COLUMNS}
     if "lead_time_seconds" in fields:
         columns["recurrence_lead_time"] = timedelta(seconds=fields["lead_time_seconds"] or 0)
     if "schedule" in fields:

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -372,7 +373,8 @@ def test_the_recurring_page_and_its_script_are_served_to_users_only(admin, viewe
 def test_schemathesis_finds_no_server_error_in_the_plugins_part_of_the_openapi_document(stack, tmp_path):
     """Fuzzing, boundary and stateful phases over every /ticketflow operation, with all of schemathesis' checks."""
     done = subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "run", f"{stack.api_url}/openapi.json",
+        [sys.executable, "-m", "schemathesis.cli", "--config-file", str(Path(__file__).with_name("schemathesis.toml")),
+         "run", f"{stack.api_url}/openapi.json",
          "--include-path-regex", "^/ticketflow/", "-H", f"Authorization: Bearer {stack.token()}",
          "--max-examples", "15", "--seed", "1", "--generation-database", "none", "--workers", "1"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path)

@@ -119,12 +119,14 @@ def test_the_timezone_defaults_to_the_configured_one_and_an_interval_schedule_wo
     ({"schedule": {"rrule": "FREQ=HOURLY"}}, ["body", "schedule", "rrule"]),
     ({"schedule": {"interval": "daily", "rrule": "FREQ=DAILY"}}, ["body", "schedule"]),
     ({"schedule": {"interval": "hourly"}}, ["body", "schedule", "interval"]),
-    ({"schedule": {"interval": "daily", "every": 0}}, ["body", "schedule", "every"]),
-    ({"schedule": {"interval": "daily", "every": 10**30}}, ["body", "schedule", "every"]),
+    ({"schedule": {"interval": "daily", "every": 0}}, ["body", "schedule", "interval", "every"]),
+    ({"schedule": {"interval": "daily", "every": 10**30}}, ["body", "schedule", "interval", "every"]),
     ({"timezone": "CET"}, ["body", "timezone"]),
     ({"timezone": "Mars/Base"}, ["body", "timezone"]),
     ({"start": "20000-01-01T00:00:00Z"}, ["body", "start"]),
     ({"start": "2026-03-02T09:00:00"}, ["body", "start"]),
+    ({"start": 0}, ["body", "start"]),
+    ({"start": 10**20}, ["body", "start"]),
     ({"end": "2026-03-01T09:00:00Z"}, ["body", "end"]),
     ({"lead_time_seconds": -1}, ["body", "lead_time_seconds"]),
     ({"missed_policy": "some"}, ["body", "missed_policy"]),
@@ -137,6 +139,14 @@ def test_a_bad_template_is_a_422_naming_the_field_and_nothing_is_written(api, db
     assert answer.status_code == 422, answer.text
     assert any(error["loc"][:len(loc)] == loc for error in answer.json()["detail"]), answer.json()
     assert snapshot(db) == before
+
+
+def test_a_schedule_with_the_other_kinds_fields_null_is_accepted(api):
+    """A form sends every field of the schedule, the unused ones null."""
+    for schedule in ({"interval": "daily", "every": 1, "rrule": None},
+                     {"interval": None, "every": None, "rrule": "FREQ=DAILY"}):
+        answer = api.post("/recurring/templates", json=body(schedule=schedule))
+        assert answer.status_code == 201, answer.text
 
 
 def test_edit_changes_the_fields_given_and_refuses_bad_ones_naming_them(api, db):
@@ -154,6 +164,11 @@ def test_edit_changes_the_fields_given_and_refuses_bad_ones_naming_them(api, db)
         assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][:len(loc)] == loc
     assert snapshot(db) == before
     assert api.patch("/recurring/templates/999", json={"subject": "x"}).status_code == 404
+    defaults = api.patch(f"/recurring/templates/{template['id']}", json={"priority": None, "missed_policy": None,
+                                                                          "lead_time_seconds": None})
+    assert defaults.status_code == 200, defaults.text
+    assert (defaults.json()["priority"], defaults.json()["missed_policy"], defaults.json()["lead_time_seconds"]) == (
+        "medium", "latest_only", 0)
 
 
 def test_pause_keeps_the_job_away_and_resume_skips_what_fell_due_meanwhile(api, db):
@@ -253,6 +268,21 @@ def test_move_creates_the_occurrence_at_its_new_instant_once(api, db):
     assert history[1]["ticket_id"] == history[0]["ticket_id"] is not None
 
 
+def test_an_occurrence_moved_before_the_pointer_is_previewed_and_created(api, db, monkeypatch):
+    """Tuesday's occurrence moved to Monday afternoon, after Monday's ticket moved the pointer to Tuesday."""
+    template = api.post("/recurring/templates", json=body()).json()
+    run(db, MONDAY_9_TORONTO + timedelta(minutes=5))
+    monkeypatch.setattr(clock, "utc_now", lambda: MONDAY_9_TORONTO + timedelta(hours=1))
+    monday_afternoon = MONDAY_9_TORONTO + timedelta(hours=6)
+    moved = api.post(f"/recurring/templates/{template['id']}/move", json={
+        "occurrence": "2026-03-03T14:00:00Z", "to": monday_afternoon.isoformat(), "reason": "earlier"})
+    assert moved.status_code == 200, moved.text
+    preview = api.get(f"/recurring/templates/{template['id']}/preview", params={"count": 2}).json()
+    assert [o["utc"] for o in preview["occurrences"]] == ["2026-03-02T20:00:00Z", "2026-03-04T14:00:00Z"]
+    run(db, monday_afternoon + timedelta(minutes=5), run_id="r2")
+    assert created(db, template["id"]) == [MONDAY_9_TORONTO, MONDAY_9_TORONTO + timedelta(days=1)]
+
+
 def test_reschedule_restarts_the_series_at_the_instant(api, db):
     template = api.post("/recurring/templates", json=body(schedule={"interval": "daily", "every": 1})).json()
     run(db, MONDAY_9_TORONTO + timedelta(minutes=5))
@@ -263,8 +293,9 @@ def test_reschedule_restarts_the_series_at_the_instant(api, db):
     assert answer.json()["start"] == "2026-03-04T20:30:00Z"
     run(db, datetime(2026, 3, 5, 21, tzinfo=UTC), run_id="r2")
     assert created(db, template["id"]) == [MONDAY_9_TORONTO, datetime(2026, 3, 5, 20, 30, tzinfo=UTC)]
-    refused = api.post(f"/recurring/templates/{template['id']}/reschedule", json={"from": "not a time"})
-    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "from"]
+    for bad in ("not a time", 0):
+        refused = api.post(f"/recurring/templates/{template['id']}/reschedule", json={"from": bad})
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "from"]
 
 
 def test_preview_of_an_unsaved_schedule_writes_nothing_and_shows_both_zones(api, db):

@@ -16,16 +16,27 @@ from typing import Annotated, Any, Literal
 import psycopg
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from ticketflow import clock, limits, settings
 from ticketflow import recurring_templates as templates
 from ticketflow.recurrence import RecurrenceError
 from ticketflow.web import schemas
-from ticketflow.web.task_changes import Instant, Reason
+from ticketflow.web.task_changes import Instant as AnyInstant
+from ticketflow.web.task_changes import Reason
 
 RECURRING_DAG = "recurring_tickets"
+
+
+def _instant_text(value: Any) -> Any:
+    """An instant is written out: a number would be read as seconds since 1970, past the years' bounds."""
+    if not isinstance(value, str):
+        raise ValueError("give an instant as text with its UTC offset, e.g. 2026-03-04T09:30:00Z")
+    return value
+
+
+Instant = Annotated[AnyInstant, BeforeValidator(_instant_text)]
 NoNul = schemas.NoNul
 #: Text that says something: not blank, no NUL bytes (as intake's fields).
 _NOT_BLANK = r"^[^\x00]*[^\x00\t\n\r ][^\x00]*$"
@@ -52,21 +63,36 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class TicketflowSchedule(_Body):
-    """Every `every` `interval`s from the start, or an RFC 5545 RRULE (then interval and every stay null)."""
+RuleText = Annotated[str, Field(min_length=1, max_length=limits.column_length("tickets", "recurrence_rule"),
+                                pattern=NoNul, description="An RFC 5545 RRULE, such as FREQ=WEEKLY;BYDAY=MO")]
 
-    interval: Literal["daily", "weekly", "monthly"] | None = None
+
+class TicketflowIntervalSchedule(_Body):
+    """Every `every` (default 1) `interval`s from the start."""
+
+    interval: Literal["daily", "weekly", "monthly"]
     every: Annotated[int, Field(ge=1, le=1000)] | None = None
-    rrule: Annotated[str, Field(min_length=1, max_length=limits.column_length("tickets", "recurrence_rule"),
-                                pattern=NoNul)] | None = None
+    rrule: None = None
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> "TicketflowSchedule":
-        if self.rrule is None and self.interval is None:
-            raise ValueError("give an interval (with every) or an rrule")
-        if self.rrule is not None and (self.interval is not None or self.every is not None):
-            raise ValueError("give an interval (with every) or an rrule, not both")
-        return self
+
+class TicketflowRuleSchedule(_Body):
+    """An RFC 5545 RRULE from the start (its DTSTART)."""
+
+    rrule: RuleText
+    interval: None = None
+    every: None = None
+
+
+def _schedule_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "rrule" if value.get("rrule") is not None else "interval"
+    return "rrule" if getattr(value, "rrule", None) is not None else "interval"
+
+
+#: One kind or the other, never both: the document says so, so a client (or a fuzzer) can know it.
+TicketflowSchedule = Annotated[
+    Annotated[TicketflowIntervalSchedule, Tag("interval")] | Annotated[TicketflowRuleSchedule, Tag("rrule")],
+    Discriminator(_schedule_kind)]
 
 
 class _TemplateFields(_Body):
