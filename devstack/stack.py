@@ -554,6 +554,7 @@ def run(celery_workers: int = 0) -> int:
             f"  Airflow UI and REST API: {stack.api_url}   login: {ADMIN_USER} / {ADMIN_PASSWORD}"
             f" (read-only: {VIEWER_USER} / {VIEWER_PASSWORD})\n"
             f"  automation health:       {stack.api_url}/plugin/ticketflow-health\n"
+            f"  recurring tickets:       {stack.api_url}/plugin/ticketflow-recurring\n"
             f"  executor:                {executor}\n"
             f"  application database:    {database}\n"
             f"  captured email (Maildir): {stack.mailbox}\n"

@@ -1,4 +1,4 @@
-"""The Ticketflow plugin: its API and dashboard on Airflow's API server, the dashboard in the UI's navigation.
+"""The Ticketflow plugin: its API and pages on Airflow's API server, the pages in the UI's navigation.
 
 One server, one login: the routes under /ticketflow take the same JWT as
 /api/v2 (or the UI's cookie) and appear in the API server's /openapi.json.
@@ -26,4 +26,6 @@ class TicketflowPlugin(AirflowPlugin):
     fastapi_root_middlewares = [{"middleware": PublishInRootOpenApi, "args": [ticketflow_app, URL_PREFIX],
                                  "name": "Ticketflow routes in /openapi.json"}]
     external_views = [{"name": "Ticketflow", "href": f"{URL_PREFIX}/dashboard",
-                       "url_route": "ticketflow-health", "destination": "nav", "nav_top_level": True}]
+                       "url_route": "ticketflow-health", "destination": "nav", "nav_top_level": True},
+                      {"name": "Recurring tickets", "href": f"{URL_PREFIX}/recurring-tickets",
+                       "url_route": "ticketflow-recurring", "destination": "nav", "nav_top_level": True}]

@@ -325,6 +325,18 @@ def celery_api(celery_stack) -> AirflowApi:
 
 
 @pytest.fixture
+def browser():
+    """Headless Chromium (skipped, with the reason, where there is none)."""
+    from tests.e2e.browsing import CHROMIUM_FLAGS, chromium
+
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
 def stack_db(stack):
     """An autocommit connection to the stack's application database, events emptied."""
     import psycopg

@@ -1,11 +1,8 @@
 """The health dashboard in a real browser: log into the Airflow UI, open it from the navigation, read the charts.
 
-Headless Debian Chromium driven by Playwright (its own browser download is not
-used). `make test` installs the `chromium` package where it can; elsewhere this
-test is skipped with the reason.
+Headless Debian Chromium driven by Playwright (`tests/e2e/browsing.py`).
 """
 
-import shutil
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,29 +13,9 @@ import pytest
 import requests
 
 from devstack import free_port
-from devstack.stack import ADMIN_PASSWORD, ADMIN_USER
-from ticketflow.settings import PROJECT_ROOT
+from tests.e2e.browsing import ARTIFACTS, log_in
 
 pytestmark = pytest.mark.e2e
-ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        pytest.skip("Chromium not found: install Debian's `chromium` package (make test does so when run as root)")
-    return found
-
-
-@pytest.fixture
-def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
 
 
 def _run_with_work(api, stack, dag_id: str, seed_sql: str) -> str:
@@ -96,7 +73,7 @@ def test_the_dashboard_opens_from_the_navigation_and_charts_the_runs_the_test_ma
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     console = []
     page.on("console", lambda message: console.append(message.text))
-    _log_in(page, stack)
+    log_in(page, stack)
     page.get_by_role("link", name="Ticketflow", exact=True).click()
     page.wait_for_url("**/plugin/ticketflow-health**")
 
@@ -120,14 +97,6 @@ def test_the_dashboard_opens_from_the_navigation_and_charts_the_runs_the_test_ma
     frame.locator("body").screenshot(path=str(ARTIFACTS / "dashboard.png"))
     assert Path(ARTIFACTS / "dashboard.png").stat().st_size > 10_000
     assert [text for text in console if "Content Security Policy" in text] == []  # the page needs nothing it forbids
-
-
-def _log_in(page, stack) -> None:
-    page.goto(stack.api_url)
-    page.get_by_label("Username").fill(ADMIN_USER)
-    page.get_by_label("Password").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("link", name="Ticketflow", exact=True).wait_for()
 
 
 def _a_pending_task(stack) -> tuple[int, psycopg.Connection]:
@@ -191,7 +160,7 @@ def test_a_page_elsewhere_on_the_site_cannot_change_a_task_with_the_ui_cookie_bu
     pages, site = attack_site
     pages["/win-a-prize"] = ATTACK_PAGE.format(api=stack.api_url, task=task_id)
     page = browser.new_page()
-    _log_in(page, stack)
+    log_in(page, stack)
 
     answers = []
     page.on("response", lambda answer: answers.append(answer) if "/ticketflow/tasks/" in answer.url else None)

@@ -121,7 +121,7 @@ def test_ids_of_thousands_of_digits_are_a_422_naming_the_parameter(stack, bearer
     assert len(answer.content) < 2000  # the 5,000 digits are not echoed back
 
 
-@pytest.mark.parametrize("path", ["/dashboard", "/tasks"])
+@pytest.mark.parametrize("path", ["/dashboard", "/recurring-tickets", "/tasks"])
 def test_pages_and_answers_carry_the_security_headers(stack, bearer, path):
     answer = bearer.get(f"{stack.api_url}/ticketflow{path}", timeout=30)
     assert answer.status_code == 200

@@ -34,6 +34,7 @@ ROUTES = {
     ("post", "/ticketflow/recurring/templates/{template_id}/reschedule"),
     ("get", "/ticketflow/recurring/templates/{template_id}/preview"),
     ("get", "/ticketflow/recurring/templates/{template_id}/history"), ("post", "/ticketflow/recurring/preview"),
+    ("get", "/ticketflow/recurring-tickets"),
 }
 
 
@@ -355,6 +356,18 @@ def test_the_dashboard_page_is_served_to_users_only(admin, stack):
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'data-dag-id="recurring_tickets"' in page.text and "Oldest ticket without a task" in page.text
     assert requests.get(f"{stack.api_url}/ticketflow/dashboard", timeout=30).status_code == 401
+
+
+def test_the_recurring_page_and_its_script_are_served_to_users_only(admin, viewer, stack):
+    """Both users get the page (a viewer without its editing controls) and its script; nobody else does."""
+    for user, can_edit in ((admin, "true"), (viewer, "false")):
+        page = user.get("/recurring-tickets")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert f'data-can-edit="{can_edit}"' in page.text
+        script = user.get("/static/recurring.js")
+        assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    for path in ("/recurring-tickets", "/static/recurring.js"):
+        assert requests.get(f"{stack.api_url}/ticketflow{path}", timeout=30).status_code == 401
 
 
 def test_schemathesis_finds_no_server_error_in_the_plugins_part_of_the_openapi_document(stack, tmp_path):

@@ -3,10 +3,11 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from psycopg.rows import dict_row
 
-from ticketflow import events
+from ticketflow import clock, events
 from ticketflow.web import dashboard
-from ticketflow.web.health import AUTOMATIONS, health_report
+from ticketflow.web.health import AUTOMATIONS, ParkedTemplates, health_report, parked_templates
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -153,9 +154,62 @@ def test_text_from_tickets_tdx_and_the_audit_is_escaped_on_the_dashboard(db):
                (f"tdx {HOSTILE}", NOW - timedelta(minutes=5)))
     _audit_run(db, "event_lifecycle", 'run "><svg onload=alert(3)>', timedelta(minutes=3), status="error",
                error=f"audit {HOSTILE}")
+    _template(db, "parked", f"parked {HOSTILE}", timedelta(hours=1), NOW)
     page = dashboard.render(db, set(AUTOMATIONS), NOW)
-    for shown in ("subject", "allocation", "tdx", "audit"):
+    for shown in ("subject", "allocation", "tdx", "audit", "parked"):
         assert f"{shown} &lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in page, shown
     assert "<script" not in page and "<img" not in page and "<svg onload" not in page
     assert "/runs/run%20%22%3E%3Csvg%20onload%3Dalert%283%29%3E" in page  # the run's link, URL-encoded
     assert 'title="run &#34;&gt;&lt;svg onload=alert(3)&gt;"' in page
+
+
+def _template(db, subject, reason, parked_ago, now, is_recurring=True, archived=False, paused=False):
+    return db.execute("INSERT INTO tickets (subject, department, category, is_recurring, recurrence_interval,"
+                      " next_occurrence, recurrence_error, updated_at, archived, paused_at)"
+                      " VALUES (%s, 'IT', 'Backups', %s, 'daily', %s, %s, %s, %s, %s) RETURNING id",
+                      (subject, is_recurring, now + timedelta(days=1), reason, now - parked_ago, archived,
+                       now if paused else None)).fetchone()[0]
+
+
+def test_the_dashboard_counts_parked_templates_by_reason_and_points_to_where_they_are_fixed(db):
+    """A parked template makes no ticket until someone edits its schedule, so the tile says how many there are,
+    why, which ones and since when; archived, paused and healthy templates and plain tickets are not counted."""
+    now = clock.utc_now()
+    fortnightly = "RRULE: unknown frequency FORTNIGHTLY"
+    by_rrule = [_template(db, f"rrule {hours}", fortnightly, timedelta(hours=hours), now) for hours in (1, 3, 2)]
+    by_zone = _template(db, "zone", "unknown time zone Mars/Olympus_Mons", timedelta(days=2), now)
+    _template(db, "archived", fortnightly, timedelta(days=9), now, archived=True)
+    _template(db, "healthy", None, timedelta(days=9), now)
+    _template(db, "not a template", fortnightly, timedelta(days=9), now, is_recurring=False)
+    _template(db, "paused while parked", fortnightly, timedelta(days=9), now, paused=True)  # paused, not parked
+
+    parked = health_report(db, now).parked
+    assert parked.total == 4 and parked.other_reasons == 0
+    assert [(r.reason, r.templates, r.template_ids) for r in parked.reasons] == [
+        (fortnightly, 3, [by_rrule[1], by_rrule[2], by_rrule[0]]),  # most templates first, longest parked first
+        ("unknown time zone Mars/Olympus_Mons", 1, [by_zone])]
+    assert parked.reasons[0].waiting_seconds == pytest.approx(3 * 3600, abs=1)
+    assert parked.reasons[1].waiting_seconds == pytest.approx(2 * 86400, abs=1)
+
+    with db.cursor(row_factory=dict_row) as cur:
+        first = parked_templates(cur, now, reasons=1, ids_per_reason=2)
+    assert (first.total, first.other_reasons, first.reasons[0].template_ids) == (4, 1, [by_rrule[1], by_rrule[2]])
+
+    page = dashboard.render(db, {"recurring_tickets"}, now)
+    tile = page[page.index('data-tile="parked-templates"'):]
+    tile = tile[:tile.index("</section>")]
+    assert '<div class="tile alert" data-tile="parked-templates">' in page
+    assert '<div class="figure" data-count="parked">4</div>' in tile
+    assert f'data-parked-reason="{fortnightly}"><span data-count="templates">3</span>' in tile
+    assert f"(#{by_rrule[1]}, #{by_rrule[2]}, #{by_rrule[0]}; oldest 3 h 0 min)" in tile
+    assert 'href="recurring-tickets?state=parked"' in tile
+    assert 'data-tile="parked-templates"' not in dashboard.render(db, {"event_lifecycle"}, now)
+
+
+def test_with_no_parked_template_the_tile_says_so_calmly(db):
+    now = clock.utc_now()
+    _template(db, "healthy", None, timedelta(days=1), now)
+    assert health_report(db, now).parked == ParkedTemplates(0, [], 0)
+    page = dashboard.render(db, {"recurring_tickets"}, now)
+    assert '<div class="tile" data-tile="parked-templates">' in page
+    assert '<div class="figure" data-count="parked">0</div>' in page and "every live template is scheduled" in page

@@ -25,7 +25,7 @@ from ticketflow import clock, events, settings, tasks
 from ticketflow.settings import TICKETING_DB_CONN_ID
 from ticketflow.tdx import log as tdx_log
 from ticketflow.tts import TtsClient, TtsError
-from ticketflow.web import dashboard, recurring_routes, schemas, task_changes
+from ticketflow.web import dashboard, recurring_page, recurring_routes, schemas, task_changes
 from ticketflow.web.database import Database, DatabaseUnavailable, airflow_conninfo
 from ticketflow.web.guard import guard
 from ticketflow.web.intake_routes import tickets_router
@@ -206,4 +206,5 @@ def create_app(database: Database | None = None,
         app.include_router(router)
     app.include_router(tickets_router(database, _errors(409, 422)))
     app.include_router(recurring_routes.routes(database.connection, _errors(404, 409, 422)))
+    app.include_router(recurring_page.routes(recurring_routes.RECURRING_DAG))
     return app

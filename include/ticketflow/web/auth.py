@@ -20,9 +20,15 @@ from fastapi import HTTPException, status
 authenticated_user = get_user
 
 
+def is_authorized(user: BaseUser, method: Literal["GET", "PUT"], dag_id: str) -> bool:
+    """Whether `user` may read (GET) or change (PUT) the data of `dag_id`: what the checks below ask, for a page
+    that draws a button only for a user whose click the API would accept."""
+    return get_auth_manager().is_authorized_dag(method=method, details=DagDetails(id=dag_id), user=user)
+
+
 def _requires(method: Literal["GET", "PUT"], verb: str, dag_id: str) -> Callable[..., None]:
     def check(user: GetUserDep) -> None:
-        if not get_auth_manager().is_authorized_dag(method=method, details=DagDetails(id=dag_id), user=user):
+        if not is_authorized(user, method, dag_id):
             raise HTTPException(status.HTTP_403_FORBIDDEN,
                                 f"user {user.get_name()!r} may not {verb} the data of {dag_id}")
     return check

@@ -45,7 +45,8 @@ def _template() -> jinja2.Template:
 
 
 #: Which DAG a waiting-work tile belongs to: a user sees the tile when they may read that DAG.
-TILE_OWNERS = {"unallocated": "ticket_task_assignment", "emails": "notifications", "tdx": "tdx_ticket_queue"}
+TILE_OWNERS = {"unallocated": "ticket_task_assignment", "emails": "notifications", "tdx": "tdx_ticket_queue",
+               "parked": "recurring_tickets"}
 
 
 def render(conn: psycopg.Connection, readable_dag_ids: set[str], now: datetime, ui_root: str = "") -> str:

@@ -1,4 +1,4 @@
-"""The automation health report: what the dashboard shows, read from the audit tables in three statements."""
+"""The automation health report: what the dashboard shows, read from the audit tables in four statements."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ AUTOMATIONS: dict[str, str] = {
     "alerts": "Alerts",
 }
 RUNS_PER_CHART = 120
+#: The parked-templates tile names this many reasons, and this many templates of each.
+PARKED_REASONS_SHOWN = 5
+PARKED_IDS_PER_REASON = 5
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,28 @@ class AutomationHealth:
 
 
 @dataclass(frozen=True)
+class ParkedReason:
+    """One reason the job parked templates for: how many, the longest parked of them, since how long."""
+
+    reason: str
+    templates: int
+    template_ids: list[int]
+    waiting_seconds: float
+
+
+@dataclass(frozen=True)
+class ParkedTemplates:
+    total: int
+    reasons: list[ParkedReason]
+    other_reasons: int  # reasons beyond those listed
+
+
+@dataclass(frozen=True)
 class HealthReport:
     as_of: datetime
     automations: list[AutomationHealth]
     backlog: dict[str, Any]
+    parked: ParkedTemplates
 
 
 def health_report(conn: psycopg.Connection, now: datetime, runs_per_chart: int = RUNS_PER_CHART) -> HealthReport:
@@ -70,4 +91,18 @@ def health_report(conn: psycopg.Connection, now: datetime, runs_per_chart: int =
             if dag_id in automations:
                 automations[dag_id].runs.append(RunPoint(**point))
         backlog = one(cur.execute(queries.load("health/backlog"), {"now": now}))
-    return HealthReport(now, list(automations.values()), backlog)
+        parked = parked_templates(cur, now)
+    return HealthReport(now, list(automations.values()), backlog, parked)
+
+
+def parked_templates(cur: psycopg.Cursor[dict[str, Any]], now: datetime, reasons: int = PARKED_REASONS_SHOWN,
+                     ids_per_reason: int = PARKED_IDS_PER_REASON) -> ParkedTemplates:
+    """The parked recurring templates as of `now`: their count and the most common reasons."""
+    rows = cur.execute(queries.load("health/parked_templates"),
+                       {"now": now, "reasons": reasons, "ids_per_reason": ids_per_reason}).fetchall()
+    if not rows:
+        return ParkedTemplates(0, [], 0)
+    return ParkedTemplates(rows[0]["total_templates"],
+                           [ParkedReason(row["reason"], row["templates"], row["template_ids"], row["waiting_seconds"])
+                            for row in rows],
+                           rows[0]["total_reasons"] - len(rows))
