@@ -28,3 +28,24 @@ def model_wall_reader(walls, tz_name):
     from zoneinfo import ZoneInfo
 
     return [local_to_instant(wall, ZoneInfo(tz_name)) for wall in walls]
+
+
+def connected_standin(server, port_name: str, monkeypatch, only: tuple[str, ...] = ()):
+    """Start a stand-in and point the connections Ticketflow reads at it, for one test; stop it afterwards.
+
+    A fixture body: `yield from connected_standin(SmtpStandIn(path), "smtp", monkeypatch)`. `only` names the
+    connection variables to set, so that one stand-in does not move another's connection back to its default port.
+    """
+    from dataclasses import replace
+
+    from devstack.stack import Ports, connections
+
+    server.start()
+    wanted = connections(replace(Ports(), **{port_name: server.port}), "postgresql://unused@127.0.0.1:1/x")
+    for name, value in wanted.items():
+        if not only or name in only:
+            monkeypatch.setenv(name, value)
+    try:
+        yield server
+    finally:
+        server.stop()

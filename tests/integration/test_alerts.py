@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from devstack.stack import Ports, connections
 from devstack.standins import SmtpStandIn, WebhookStandIn
+from tests.support import connected_standin
 from ticketflow import alerts
 from ticketflow.alerts import AlertSettings, check_alert_conditions, open_conditions, record_failed_task
 from ticketflow.audit import AuditedRun, RunWindow
@@ -179,20 +179,12 @@ def test_a_long_list_is_cut_at_fifty_lines_and_says_how_many_more(db):
 
 @pytest.fixture
 def smtp(tmp_path, monkeypatch):
-    server = SmtpStandIn(tmp_path / "mail").start()
-    for name, value in connections(replace(Ports(), smtp=server.port), "postgresql://unused@127.0.0.1:1/x").items():
-        monkeypatch.setenv(name, value)
-    yield server
-    server.stop()
+    yield from connected_standin(SmtpStandIn(tmp_path / "mail"), "smtp", monkeypatch)
 
 
 @pytest.fixture
 def webhook(monkeypatch):
-    server = WebhookStandIn().start()
-    url = connections(replace(Ports(), webhook=server.port), "postgresql://unused@127.0.0.1:1/x")
-    monkeypatch.setenv("AIRFLOW_CONN_ALERTS_WEBHOOK", url["AIRFLOW_CONN_ALERTS_WEBHOOK"])
-    yield server
-    server.stop()
+    yield from connected_standin(WebhookStandIn(), "webhook", monkeypatch, only=("AIRFLOW_CONN_ALERTS_WEBHOOK",))
 
 
 def send_email(db, run_id="notifications__1"):

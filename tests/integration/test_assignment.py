@@ -1,14 +1,13 @@
 """Intake and automatic task creation against real PostgreSQL and a real TTS server."""
 
 from collections import Counter
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import psycopg
 import pytest
 
-from devstack.stack import Ports, connections
 from devstack.standins import TtsStandIn
+from tests.support import connected_standin
 from ticketflow.assignment import assign_waiting_tickets
 from ticketflow.audit import AuditedRun, RunWindow
 from ticketflow.intake import InvalidTicket, receive_ticket
@@ -19,11 +18,7 @@ ROLE = "IT Support Technician"
 
 @pytest.fixture
 def tts(monkeypatch):
-    server = TtsStandIn({ROLE: [3, 6, 9], "Facilities": [11, 12]}).start()
-    for name, value in connections(replace(Ports(), tts=server.port), "postgresql://unused@127.0.0.1:1/x").items():
-        monkeypatch.setenv(name, value)
-    yield server
-    server.stop()
+    yield from connected_standin(TtsStandIn({ROLE: [3, 6, 9], "Facilities": [11, 12]}), "tts", monkeypatch)
 
 
 def workflow(db, name, department="IT", category="Hardware", sub_category=None, roles=(ROLE,), **fields):

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from devstack.stack import Ports, connections
 from devstack.standins import TtsStandIn
+from tests.support import connected_standin
 from ticketflow.assignment import assign_waiting_tickets, plan_units
 from ticketflow.audit import AuditedPart, RunWindow
 from ticketflow.tts import TtsClient
@@ -18,11 +18,7 @@ ROLES = {"Hardware": [1, 2, 3, 4], "Network": [5, 6, 7], "Rooms": [8, 9], "Print
 
 @pytest.fixture
 def tts(monkeypatch):
-    server = TtsStandIn(dict(ROLES)).start()
-    for name, value in connections(replace(Ports(), tts=server.port), "postgresql://unused@127.0.0.1:1/x").items():
-        monkeypatch.setenv(name, value)
-    yield server
-    server.stop()
+    yield from connected_standin(TtsStandIn(dict(ROLES)), "tts", monkeypatch)
 
 
 @pytest.fixture

@@ -1,14 +1,13 @@
 """The email outbox end to end against real PostgreSQL and a real SMTP server: nothing lost, nothing doubled."""
 
 import smtplib
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import pytest
 
-from devstack.stack import Ports, connections
 from devstack.standins import SMTP_PASSWORD, SMTP_USER, SmtpStandIn, deliveries
+from tests.support import connected_standin
 from ticketflow import limits, tasks
 from ticketflow.audit import AuditedRun, RunWindow, run_audited
 from ticketflow.events import advance_events
@@ -20,11 +19,7 @@ START = datetime(2026, 7, 14, 17, 5, tzinfo=UTC)  # 13:05 in Toronto (EDT)
 
 @pytest.fixture
 def smtp(tmp_path, monkeypatch):
-    server = SmtpStandIn(tmp_path / "mail").start()
-    for name, value in connections(replace(Ports(), smtp=server.port), "postgresql://unused@127.0.0.1:1/x").items():
-        monkeypatch.setenv(name, value)
-    yield server
-    server.stop()
+    yield from connected_standin(SmtpStandIn(tmp_path / "mail"), "smtp", monkeypatch)
 
 
 def send(db, run_id="notifications__1", max_attempts=3):
