@@ -45,8 +45,9 @@ lint: $(STAMP)
 	$(RUFF)
 	$(BIN)/mypy
 
-# Three suites side by side, so the whole takes the longest of them: everything but the Celery tests; the
-# Celery tests (their own stack, mostly waiting on the faults they cause); and the unit, DAG and integration
+# Four suites side by side, so the whole takes the longest of them: the unit, DAG and integration tests; the
+# end-to-end tests but the Celery ones (a real `make run`, mostly waiting on Airflow); the Celery tests (their
+# own stack, mostly waiting on the faults they cause); and the unit, DAG and integration
 # tests again with the clock a year ahead (libfaketime moves Python's and PostgreSQL's clocks), which fails
 # any test that depends on the date it runs. libfaketime is preloaded into pytest itself, not through the
 # faketime wrapper, so that stopping make test stops that pytest too.
@@ -63,15 +64,18 @@ test: $(STAMP) system-packages
 			> .local/year-ahead-tests.log 2>&1 & ahead=$$!; \
 	else echo "make: libfaketime missing (apt-get install faketime as root): the year-ahead run is skipped" \
 		> .local/year-ahead-tests.log; ahead=""; fi; \
-	trap 'kill -TERM $$types $$celery $$ahead 2>/dev/null; wait; exit 130' INT TERM; \
-	$(BIN)/python -m pytest -m "not celery"; status=$$?; \
-	wait $$types; types_status=$$?; wait $$celery; celery_status=$$?; \
+	TICKETFLOW_TEST_PG=test-pg-e2e $(BIN)/python -m pytest -m "not celery" -p no:cacheprovider tests/e2e \
+		> .local/e2e-tests.log 2>&1 & e2e=$$!; \
+	trap 'kill -TERM $$types $$celery $$ahead $$e2e 2>/dev/null; wait; exit 130' INT TERM; \
+	$(BIN)/python -m pytest tests/unit tests/dags tests/integration; status=$$?; \
+	wait $$types; types_status=$$?; wait $$e2e; e2e_status=$$?; wait $$celery; celery_status=$$?; \
 	ahead_status=0; if [ -n "$$ahead" ]; then wait $$ahead; ahead_status=$$?; fi; \
 	echo "== mypy (.local/mypy.log)"; cat .local/mypy.log; \
+	echo "== the end-to-end tests but the Celery ones (.local/e2e-tests.log)"; cat .local/e2e-tests.log; \
 	echo "== the Celery tests (.local/celery-tests.log)"; cat .local/celery-tests.log; \
 	echo "== unit, DAG and integration tests with the clock a year ahead (.local/year-ahead-tests.log)"; \
 	tail -n 30 .local/year-ahead-tests.log; \
-	exit $$(( status || types_status || celery_status || ahead_status ))
+	exit $$(( status || types_status || e2e_status || celery_status || ahead_status ))
 
 migrate: $(STAMP)
 	$(BIN)/python -m devstack.stack migrate
