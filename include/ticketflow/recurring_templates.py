@@ -179,8 +179,22 @@ def _row(conn: psycopg.Connection, template_id: int, default_timezone: str, lock
     return row
 
 
+def _with_upcoming(conn: psycopg.Connection, row: dict) -> dict:
+    """The template as the API shows it, with `upcoming`: the next instant the job will create a ticket at
+    (skips left out, moves applied), which is what a person means by "next"; `next_occurrence` is the job's
+    pointer, which stays on a skipped occurrence until a run passes it. None unless the template is active."""
+    out = _as_template(row)
+    out["upcoming"] = None
+    if row["state"] == "active":
+        try:
+            out["upcoming"] = next(iter(_upcoming(conn, row, 1)), None)
+        except RecurrenceError:  # the job parks such a template on its next run; until then there is no "next"
+            pass
+    return out
+
+
 def get_template(conn: psycopg.Connection, template_id: int, default_timezone: str) -> dict:
-    return _as_template(_row(conn, template_id, default_timezone))
+    return _with_upcoming(conn, _row(conn, template_id, default_timezone))
 
 
 def list_templates(conn: psycopg.Connection, default_timezone: str, state: str | None, limit: int,
@@ -192,7 +206,7 @@ def list_templates(conn: psycopg.Connection, default_timezone: str, state: str |
         rows = cur.execute(_TEMPLATE + where + " ORDER BY t.next_occurrence NULLS LAST, t.id"
                            " LIMIT %(limit)s OFFSET %(offset)s", params).fetchall()
     total = conn.execute("SELECT count(*) FROM recurring_template_states s" + where, params).fetchone()
-    return [_as_template(row) for row in rows], total[0] if total else 0
+    return [_with_upcoming(conn, row) for row in rows], total[0] if total else 0
 
 
 def schedule_of(row: dict) -> Schedule:
@@ -204,7 +218,11 @@ def template_occurrences(conn: psycopg.Connection, template_id: int, default_tim
                          after: datetime | None = None) -> list[datetime]:
     """The next `count` instants the job will create tickets at for a saved template, from its pointer (or
     `after`): its schedule's occurrences without those skipped or moved, with the moved ones' new instants."""
-    row = _row(conn, template_id, default_timezone)
+    return _upcoming(conn, _row(conn, template_id, default_timezone), count, after)
+
+
+def _upcoming(conn: psycopg.Connection, row: dict, count: int, after: datetime | None = None) -> list[datetime]:
+    template_id = row["id"]
     if row["next_occurrence"] is None or row["parked_reason"] is not None:
         return []
     start = max(row["next_occurrence"], after) if after else row["next_occurrence"]

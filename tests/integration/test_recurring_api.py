@@ -231,6 +231,24 @@ def test_resume_with_skip_records_every_occurrence_that_fell_due_while_paused(ap
     assert history["total"] == 4 and history["entries"][0]["ticket_id"] is not None
 
 
+def test_upcoming_is_the_next_ticket_the_job_will_make_not_the_pointer(api, db, monkeypatch):
+    """After a resume that skipped three days, the pointer still stands on the first of them until a run passes
+    it; what the list and the template show as next is the first occurrence the job will create."""
+    template = api.post("/recurring/templates", json=body()).json()
+    assert template["upcoming"] == template["next_occurrence"] == "2026-03-02T14:00:00Z"
+    api.post(f"/recurring/templates/{template['id']}/pause")
+    assert api.get(f"/recurring/templates/{template['id']}").json()["upcoming"] is None
+    monkeypatch.setattr(clock, "utc_now", lambda: MONDAY_9_TORONTO + timedelta(days=2, hours=1))
+    resumed = api.post(f"/recurring/templates/{template['id']}/resume", json={"missed": "skip"}).json()
+    assert resumed["next_occurrence"] == "2026-03-02T14:00:00Z"  # the pointer: the job's, untouched
+    assert resumed["upcoming"] == "2026-03-05T14:00:00Z"  # Thursday: Monday to Wednesday were skipped
+    listed = api.get("/recurring/templates").json()["templates"]
+    assert [(t["id"], t["upcoming"]) for t in listed] == [(template["id"], "2026-03-05T14:00:00Z")]
+    run(db, MONDAY_9_TORONTO + timedelta(days=3, minutes=5))
+    assert created(db, template["id"]) == [MONDAY_9_TORONTO + timedelta(days=3)]
+    assert api.get(f"/recurring/templates/{template['id']}").json()["upcoming"] == "2026-03-06T14:00:00Z"
+
+
 def test_resume_with_the_policy_leaves_what_fell_due_to_the_missed_policy(api, db, monkeypatch):
     template = api.post("/recurring/templates", json=body(missed_policy="create_all")).json()
     api.post(f"/recurring/templates/{template['id']}/pause")

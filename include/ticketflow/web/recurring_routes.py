@@ -175,7 +175,10 @@ class TicketflowTemplate(BaseModel):
     missed_policy: str
     state: Literal["active", "paused", "parked", "ended"]
     parked_reason: str | None
-    next_occurrence: datetime | None
+    next_occurrence: datetime | None = Field(description="The job's pointer: the next occurrence it has not handled"
+                                             " (it may be one that is skipped)")
+    upcoming: datetime | None = Field(None, description="The next instant the job will create a ticket at, skips"
+                                      " left out and moves applied; null unless the template is active")
     paused_at: datetime | None = None
     paused_by: str | None = None
     pause_reason: str | None = None

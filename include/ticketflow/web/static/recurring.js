@@ -190,11 +190,12 @@
     schedule.appendChild(zone);
     const next = cell(row);
     next.dataset.next = "";
-    next.textContent = t.next_occurrence ? instantToWallText(t.next_occurrence, t.timezone) : "–";
-    if (t.next_occurrence) {
+    // `upcoming`, not the job's pointer: a skipped occurrence is not the next one a person will see a ticket for
+    next.textContent = t.upcoming ? instantToWallText(t.upcoming, t.timezone) : "–";
+    if (t.upcoming) {
       const utc = document.createElement("div");
       utc.className = "muted";
-      utc.textContent = utcText(t.next_occurrence);
+      utc.textContent = utcText(t.upcoming);
       next.appendChild(utc);
     }
     const badge = document.createElement("span");
