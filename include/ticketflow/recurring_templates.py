@@ -116,13 +116,19 @@ def _unknown_zone(name: str) -> tuple[tuple[str, ...], str]:
 def read_when(conn: psycopg.Connection, value: datetime | None, timezone: str, field: str) -> datetime | None:
     """An instant as given, or a local date-time (no offset) read in `timezone` as the job reads every wall time
     (`ticketflow_local_to_instant`: RFC 5545 section 3.3.5), so a form need not know the zone's rules."""
-    if value is None or value.tzinfo is not None:
-        return value
-    if not _known_zone(conn, timezone):
-        raise InvalidTemplate([(("body", *_unknown_zone(timezone)[0]), _unknown_zone(timezone)[1])])
-    row = conn.execute("SELECT ticketflow_local_to_instant(%s::timestamp, %s)", (value, timezone)).fetchone()
-    assert row is not None
-    return row[0]
+    if value is None:
+        return None
+    instant = value
+    if value.tzinfo is None:
+        if not _known_zone(conn, timezone):
+            raise InvalidTemplate([(("body", *_unknown_zone(timezone)[0]), _unknown_zone(timezone)[1])])
+        row = conn.execute("SELECT ticketflow_local_to_instant(%s::timestamp, %s)", (value, timezone)).fetchone()
+        assert row is not None
+        instant = row[0]
+    # The year as typed is bounded by the schema; its offset can still carry the instant past what the columns hold.
+    if not EARLIEST <= instant < LATEST:
+        raise InvalidTemplate([(("body", field), "must fall between 1900-01-01 and 9000-01-01 UTC")])
+    return instant
 
 
 def check_schedule(conn: psycopg.Connection, schedule: Schedule) -> list[tuple[tuple[str, ...], str]]:
@@ -304,9 +310,11 @@ def create_template(conn: psycopg.Connection, fields: dict[str, Any], default_ti
         return get_template(conn, template_id[0], default_timezone)
 
 
-def edit_template(conn: psycopg.Connection, template_id: int, changes: dict[str, Any],
+def edit_template(conn: psycopg.Connection, template_id: int, changes: dict[str, Any], user: str, now: datetime,
                   default_timezone: str) -> dict:
-    """Sets the fields given; a new schedule applies from the job's pointer on (nothing is created twice)."""
+    """Sets the fields given; a new schedule applies from the job's pointer on (nothing is created twice). A start
+    moved before the pointer, to now or later, is where the series begins now: the job, which goes on from its
+    pointer, would never reach it, so it restarts there as a reschedule does."""
     with conn.transaction():
         current = _as_template(_row(conn, template_id, default_timezone, lock=True))
         changes = {**changes, **{name: read_when(conn, changes[name], changes.get("timezone") or current["timezone"],
@@ -318,6 +326,11 @@ def edit_template(conn: psycopg.Connection, template_id: int, changes: dict[str,
             assignments = ", ".join(f"{name} = %s" for name in columns)
             conn.execute(f"UPDATE tickets SET {assignments}, updated_at = clock_timestamp() WHERE id = %s",
                          [*columns.values(), template_id])
+        start, pointer = changes.get("start"), current["next_occurrence"]
+        if start is not None and pointer is not None and now <= start < pointer:
+            conn.execute("UPDATE tickets SET reschedule_at = %s, reschedule_by = %s, reschedule_reason = %s"
+                         " WHERE id = %s", (start, user, "start edited to before the next occurrence", template_id))
+            apply_reschedules(conn, [template_id])
         return get_template(conn, template_id, default_timezone)
 
 
@@ -335,8 +348,9 @@ def pause_template(conn: psycopg.Connection, template_id: int, reason: str | Non
 
 def resume_template(conn: psycopg.Connection, template_id: int, missed: str, user: str, now: datetime,
                     default_timezone: str) -> dict:
-    """Resumes a paused template. `missed='skip'`: every occurrence from its pointer up to `now` is recorded as
-    skipped by `user`; `missed='policy'`: the job treats them as missed (the template's missed_policy)."""
+    """Resumes a paused template. `missed='skip'`: every occurrence from its pointer up to `now`, and every move
+    to an instant up to `now` not yet made, is recorded as skipped by `user`; `missed='policy'`: the job treats
+    them as missed (the template's missed_policy) and makes the moves."""
     with conn.transaction():
         row = _row(conn, template_id, default_timezone, lock=True)
         if row["state"] != "paused":
@@ -351,6 +365,13 @@ def resume_template(conn: psycopg.Connection, template_id: int, missed: str, use
                 "INSERT INTO recurring_occurrence_skips (template_id, occurrence_at, kind, skipped_by, reason)"
                 " SELECT %s, o, 'skipped', %s, 'fell due while the template was paused' FROM unnest(%s::timestamptz[])"
                 " AS o ON CONFLICT (template_id, occurrence_at) DO NOTHING", (template_id, user, fell_due))
+        if missed == "skip":  # a move whose new instant passed while paused fell due too: skipped, as the others
+            conn.execute(
+                "UPDATE recurring_occurrence_skips SET kind = 'skipped', moved_to = NULL, skipped_by = %(user)s,"
+                " reason = 'fell due while the template was paused (moved to '"
+                " || to_char(moved_to AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC)'"
+                " WHERE template_id = %(id)s AND kind = 'moved' AND ticket_id IS NULL AND moved_to <= %(now)s",
+                {"user": user, "id": template_id, "now": now})
         conn.execute("UPDATE tickets SET paused_at = NULL, paused_by = NULL, pause_reason = NULL,"
                      " updated_at = clock_timestamp() WHERE id = %s", (template_id,))
         return get_template(conn, template_id, default_timezone)
@@ -410,17 +431,20 @@ def move_occurrence(conn: psycopg.Connection, template_id: int, occurrence: date
 
 
 def reschedule_template(conn: psycopg.Connection, template_id: int, start: datetime, reason: str | None,
-                        user: str, default_timezone: str) -> dict:
-    """Restarts the series at `start` (its new first occurrence), through `reschedule_at` as any writer would."""
+                        user: str, now: datetime, default_timezone: str) -> dict:
+    """Restarts the series at `start` (its new first occurrence), through `reschedule_at` as any writer would.
+    Not into the past: that would create again every occurrence from there to now, beside the tickets made."""
     with conn.transaction():
         row = _row(conn, template_id, default_timezone, lock=True)
         start = read_when(conn, start, row["timezone"], "from") or start
-        conn.execute("UPDATE tickets SET reschedule_at = %s, reschedule_by = %s, reschedule_reason = %s"
-                     " WHERE id = %s", (start, user, reason, template_id))
+        if start < now:
+            raise InvalidTemplate([(("body", "from"), "from must not be in the past")])
         problems = check_schedule(conn, Schedule(row["interval"], row["every"], row["rrule"], row["timezone"],
                                                  start, row["end"]))
         if problems:
             raise InvalidTemplate([(("body", "from"), msg) for _, msg in problems])
+        conn.execute("UPDATE tickets SET reschedule_at = %s, reschedule_by = %s, reschedule_reason = %s"
+                     " WHERE id = %s", (start, user, reason, template_id))
         apply_reschedules(conn, [template_id])
         return get_template(conn, template_id, default_timezone)
 

@@ -400,3 +400,60 @@ def test_a_parked_template_shows_its_reason_and_an_edit_fixes_it(api, db):
     assert [t["id"] for t in parked] == [template["id"]] and "COUNT and UNTIL" in parked[0]["parked_reason"]
     fixed = api.patch(f"/recurring/templates/{template['id']}", json={"schedule": {"rrule": "FREQ=DAILY"}})
     assert fixed.json()["state"] == "active" and fixed.json()["parked_reason"] is None
+
+
+def test_resume_with_skip_also_skips_a_move_whose_new_instant_passed_while_paused(api, db, monkeypatch):
+    template = api.post("/recurring/templates", json=body()).json()
+    moved = api.post(f"/recurring/templates/{template['id']}/move", json={
+        "occurrence": "2026-03-03T14:00:00Z", "to": "2026-03-03T20:00:00Z", "reason": "afternoon this once"})
+    assert moved.status_code == 200, moved.text
+    api.post(f"/recurring/templates/{template['id']}/pause")
+    monkeypatch.setattr(clock, "utc_now", lambda: MONDAY_9_TORONTO + timedelta(days=2, hours=1))  # Wednesday
+    resumed = api.post(f"/recurring/templates/{template['id']}/resume", json={"missed": "skip"}).json()
+    assert resumed["upcoming"] == "2026-03-05T14:00:00Z"
+    run(db, MONDAY_9_TORONTO + timedelta(days=2, hours=1, minutes=5))
+    assert created(db, template["id"]) == []
+    skipped = db.execute("SELECT kind, moved_to, skipped_by FROM recurring_occurrence_skips WHERE template_id = %s"
+                         " AND occurrence_at = %s", (template["id"], MONDAY_9_TORONTO + timedelta(days=1))
+                         ).fetchone()
+    assert skipped == ("skipped", None, "ana")
+
+
+@pytest.mark.parametrize("path,payload", [
+    ("", {"start": "1900-01-01T00:00:00+14:00"}),
+    ("/{id}", {"start": "1900-01-01T00:00:00+14:00"}),
+    ("/{id}", {"end": "8999-12-31T23:00:00-05:00"}),
+    ("/{id}/reschedule", {"from": "8999-12-31T23:00:00-05:00"}),
+    ("/{id}/move", {"occurrence": "2026-03-03T14:00:00Z", "to": "8999-12-31T23:00:00-05:00", "reason": "x"}),
+])
+def test_an_instant_its_offset_carries_past_the_columns_bounds_is_a_422_that_changes_nothing(api, db, path,
+                                                                                               payload):
+    template = api.post("/recurring/templates", json=body()).json()
+    before = snapshot(db)
+    url = "/recurring/templates" + path.format(id=template["id"])
+    send = api.patch if path == "/{id}" else api.post
+    answer = send(url, json=body(**payload) if path == "" else payload)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["loc"][-1] in ("start", "end", "from", "to")
+    assert snapshot(db) == before
+
+
+def test_a_start_edited_to_before_the_next_occurrence_restarts_the_series_there(api, db):
+    template = api.post("/recurring/templates", json=body(schedule={"interval": "daily"},
+                                                          start="2026-03-09T09:00:00-04:00")).json()
+    edited = api.patch(f"/recurring/templates/{template['id']}", json={"start": "2026-03-02T09:00:00-05:00"}).json()
+    assert (edited["start"], edited["upcoming"]) == ("2026-03-02T14:00:00Z", "2026-03-02T14:00:00Z")
+    run(db, MONDAY_9_TORONTO + timedelta(days=1, minutes=5))
+    assert created(db, template["id"]) == [MONDAY_9_TORONTO + timedelta(days=1)]  # latest_only: the newest
+
+
+def test_reschedule_into_the_past_is_refused_so_nothing_is_created_twice(api, db):
+    template = api.post("/recurring/templates", json=body(schedule={"interval": "daily"}, missed_policy="create_all",
+                                                          start="2026-02-02T09:00:00-05:00")).json()
+    run(db, NOW)
+    made = created(db, template["id"])
+    answer = api.post(f"/recurring/templates/{template['id']}/reschedule", json={"from": "2026-02-02T10:00:00-05:00"})
+    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["body", "from"]
+    run(db, NOW, run_id="r2")
+    assert created(db, template["id"]) == made and len(made) == 28
+

@@ -307,9 +307,11 @@ def routes(connection: Callable[..., Iterator[psycopg.Connection]], errors: dict
         return call(lambda: templates.create_template(conn, body.model_dump(), tz()))
 
     @router.patch("/templates/{template_id:digits}", response_model=TicketflowTemplate, dependencies=[edit])
-    def edit_template(conn: Conn, template_id: TemplateId, body: TicketflowTemplateEdit):
-        """Sets the fields given, all or none; a new schedule applies from the next occurrence not yet created."""
-        return call(lambda: templates.edit_template(conn, template_id, body.model_dump(exclude_unset=True), tz()))
+    def edit_template(conn: Conn, user: User, template_id: TemplateId, body: TicketflowTemplateEdit):
+        """Sets the fields given, all or none; a new schedule applies from the next occurrence not yet created,
+        and a start moved before it (to now or later) restarts the series there."""
+        return call(lambda: templates.edit_template(conn, template_id, body.model_dump(exclude_unset=True),
+                                                    user.get_name(), clock.utc_now(), tz()))
 
     @router.post("/templates/{template_id:digits}/pause", response_model=TicketflowTemplate, dependencies=[edit])
     def pause_template(conn: Conn, user: User, template_id: TemplateId,
@@ -342,9 +344,9 @@ def routes(connection: Callable[..., Iterator[psycopg.Connection]], errors: dict
     @router.post("/templates/{template_id:digits}/reschedule", response_model=TicketflowTemplate,
                  dependencies=[edit])
     def reschedule_template(conn: Conn, user: User, template_id: TemplateId, body: TicketflowReschedule):
-        """Restarts the series at `from`: its new first occurrence, the schedule going on from there."""
+        """Restarts the series at `from` (now or later): its new first occurrence, the schedule going on from there."""
         return call(lambda: templates.reschedule_template(conn, template_id, body.from_, body.reason,
-                                                          user.get_name(), tz()))
+                                                          user.get_name(), clock.utc_now(), tz()))
 
     @router.get("/templates/{template_id:digits}/preview", response_model=TicketflowPreview)
     def preview_template(conn: Conn, template_id: TemplateId,

@@ -70,35 +70,14 @@
              second: get("second") };
   }
 
-  function utcOfParts(p) {
-    const date = new Date(0);
-    date.setUTCFullYear(p.year, p.month - 1, p.day);  // years below 100 too, unlike Date.UTC
-    date.setUTCHours(p.hour, p.minute, p.second || 0, 0);
-    return date.getTime();
-  }
-
-  function offsetMinutes(zone, epochMs) {
-    return Math.round((utcOfParts(zoneParts(zone, epochMs)) - epochMs) / 60000);
-  }
-
   const pad = (n, width = 2) => String(Math.abs(n)).padStart(width, "0");
 
-  /** "2026-12-07T09:00" in `zone` as an ISO instant with that zone's offset then. The API reads the instant;
-   *  its preview shows what it made of it, so a wall time DST skips shows up before anything is saved. */
-  function wallToInstant(wall, zone) {
+  /** A datetime-local input's value as the API takes a local date-time ("2026-12-07T09:00", no offset): the
+   *  server reads it in the body's time zone by the job's own rule for wall times (a time DST skips, a time it
+   *  repeats), so the page has no second copy of that rule; the preview shows what it made of it. */
+  function localDateTime(wall) {
     const match = /^(\d{4,})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(wall || "");
-    if (!match) return null;
-    const [year, month, day, hour, minute] = match.slice(1).map(Number);
-    const asUtc = utcOfParts({ year, month, day, hour, minute });
-    let offset;
-    try {
-      offset = offsetMinutes(zone, asUtc);
-      offset = offsetMinutes(zone, asUtc - offset * 60000);
-    } catch (_) {
-      offset = 0;  // a zone the browser does not know: the API names the time zone field
-    }
-    const sign = offset < 0 ? "-" : "+";
-    return `${match[1]}-${match[2]}-${match[3]}T${match[4]}:${match[5]}:00${sign}${pad(Math.trunc(offset / 60))}:${pad(offset % 60)}`;
+    return match ? `${match[1]}-${match[2]}-${match[3]}T${match[4]}:${match[5]}` : null;
   }
 
   /** An instant as the wall time of `zone`, for a datetime-local input. */
@@ -340,8 +319,8 @@
     }
     out.schedule = schedule();
     out.timezone = zone();
-    out.start = wallToInstant(field("start").value, out.timezone);
-    out.end = wallToInstant(field("end").value, out.timezone);
+    out.start = localDateTime(field("start").value);
+    out.end = localDateTime(field("end").value);
     const lead = field("lead_time_minutes").value.trim();
     out.lead_time_seconds = lead === "" ? 0 : Number(lead) * 60;
     out.missed_policy = field("missed_policy").value;
@@ -349,8 +328,13 @@
   }
 
   function changes(before, after) {
-    return Object.fromEntries(Object.entries(after)
+    const changed = Object.fromEntries(Object.entries(after)
       .filter(([name, value]) => JSON.stringify(value) !== JSON.stringify(before[name])));
+    // The form's times are wall times of the form's zone: a new zone keeps them as typed, read in that zone.
+    if ("timezone" in changed) {
+      for (const name of ["start", "end"]) if (after[name] !== null) changed[name] = after[name];
+    }
+    return changed;
   }
 
   function clearErrors() {
