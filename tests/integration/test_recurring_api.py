@@ -354,7 +354,8 @@ def test_preview_of_an_unsaved_schedule_writes_nothing_and_shows_both_zones(api,
         {"local": "2026-04-20T09:00:00+01:00", "utc": "2026-04-20T08:00:00Z"}]
     assert snapshot(db) == before
     for change, loc in (({"count": 101}, ["body", "count"]), ({"timezone": "CEST"}, ["body", "timezone"]),
-                        ({"schedule": {"rrule": "FREQ=DAILY;COUNT=0"}}, ["body", "schedule", "rrule"])):
+                        ({"schedule": {"rrule": "FREQ=DAILY;COUNT=0"}}, ["body", "schedule", "rrule"]),
+                        ({"after": "2240-01-01T09:00:00Z"}, ["body", "after"])):
         refused = api.post("/recurring/preview", json={"schedule": {"interval": "daily"},
                                                        "start": "2026-03-23T09:00:00Z", **change})
         assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][:len(loc)] == loc, refused.text

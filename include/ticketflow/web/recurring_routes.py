@@ -11,7 +11,7 @@ template's state does not allow is a 409; an unknown template, a 404.
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import psycopg
@@ -27,6 +27,8 @@ from ticketflow.web import schemas
 from ticketflow.web.task_changes import Reason
 
 RECURRING_DAG = "recurring_tickets"
+#: How far past its start an unsaved schedule may be previewed: a reader's request must not walk millennia.
+PREVIEW_SPAN = timedelta(days=200 * 366)
 
 
 #: An instant with its UTC offset, or a local date-time without one (a form's datetime-local input), which the
@@ -368,6 +370,9 @@ def routes(connection: Callable[..., Iterator[psycopg.Connection]], errors: dict
         except templates.InvalidTemplate as exc:
             raise _refusal(exc) from None
         assert start is not None
+        if after is not None and after - start > PREVIEW_SPAN:  # an RRULE is walked from its start: bound the walk
+            raise _refusal(templates.InvalidTemplate([(("body", "after"), "after must be at most 200 years after"
+                                                                          " start")]))
         schedule = templates.Schedule(body.schedule.interval, body.schedule.every, body.schedule.rrule, zone,
                                       start, end)
         problems = templates.check_schedule(conn, schedule)
